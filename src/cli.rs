@@ -1,0 +1,165 @@
+//! The `meridian` command line: `serve`, `check` and `version`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::server::RunningServer;
+use crate::snapshot::{self, Loaded};
+
+/// Meridian: a GSLB authoritative DNS server.
+#[derive(Debug, Parser)]
+#[command(name = "meridian", version, about)]
+struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve DNS until SIGTERM or SIGINT; SIGHUP reloads config and zones.
+    Serve {
+        /// The configuration file.
+        #[arg(long, short, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+    /// Check the configuration and everything it references, exactly as `serve` loads it.
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+/// Runs the command line; the process exit code is the result.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::Check { config } => check(&config),
+        Command::Version => {
+            println!("meridian {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// `meridian check`: loads like `serve`, prints warnings and errors as `file:line: message`.
+fn check(path: &Path) -> ExitCode {
+    match snapshot::load(path) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("{warning}");
+            }
+            let zones = &loaded.snapshot.zones;
+            let records: usize = zones.iter().map(|zone| zone.record_count()).sum();
+            println!(
+                "{}: ok: {} zone{}, {records} records, {} warning{}",
+                path.display(),
+                zones.len(),
+                plural(zones.len()),
+                loaded.warnings.len(),
+                plural(loaded.warnings.len()),
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            for line in err.lines() {
+                eprintln!("{line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// "s" unless there is exactly one.
+fn plural(count: usize) -> &'static str {
+    if count == 1 { "" } else { "s" }
+}
+
+/// `meridian serve`.
+fn serve(path: &Path) -> ExitCode {
+    init_logging();
+    let loaded = match snapshot::load(path) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            for line in err.lines() {
+                tracing::error!("{line}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(?err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(loaded)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves until a stop signal, reloading on SIGHUP.
+async fn run(loaded: Loaded) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let zones = loaded.snapshot.zones.len();
+    let server = RunningServer::start(loaded)
+        .map_err(|err| std::io::Error::new(err.kind(), format!("cannot bind dns.listen: {err}")))?;
+    tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), zones, "serving");
+
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => match server.reload() {
+                Ok(summary) => {
+                    for warning in &summary.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    tracing::info!(zones = summary.zones, "reloaded");
+                }
+                Err(err) => {
+                    for line in err.lines() {
+                        tracing::error!("{line}");
+                    }
+                    tracing::error!("reload failed; still serving the previous data");
+                }
+            },
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    tracing::info!("stopping: finishing TCP queries in flight");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Logs to stderr; `RUST_LOG` filters (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

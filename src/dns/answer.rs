@@ -1,0 +1,274 @@
+//! The answer engine: one query packet in, one response packet out.
+//!
+//! [`respond`] is a pure function of the snapshot and the packet: no I/O, no clock, no locks, and
+//! no allocation (it writes into the caller's reused buffer). UDP and TCP both call it, so both
+//! give the same answers; they differ only in the size limit.
+
+use super::message::{Owner, Rcode, Response, Section, header_only};
+use super::wire::{self, HEADER_LEN, MAX_NAME_LEN, Malformed, Query};
+use crate::snapshot::Snapshot;
+use crate::zone::{Node, RRset, Referral, Zone, ZoneSet, rtype};
+
+/// Class IN.
+const CLASS_IN: u16 = 1;
+/// Class ANY (QCLASS only).
+const CLASS_ANY: u16 = 255;
+/// Longest CNAME chain followed inside our zones before giving the partial chain.
+const MAX_CHAIN: usize = 8;
+/// Largest DNS message over TCP.
+const TCP_LIMIT: usize = 65_535;
+/// Largest UDP response to a query without EDNS (RFC 1035 section 4.2.1).
+const PLAIN_UDP_LIMIT: usize = 512;
+
+/// TYPE..RDATA of the RFC 8482 section 4.2 answer to ANY: HINFO "RFC8482" "", TTL 3600.
+const RFC8482_HINFO: [u8; 19] = [
+    0, 13, 0, 1, 0, 0, 0x0e, 0x10, 0, 9, 7, b'R', b'F', b'C', b'8', b'4', b'8', b'2', 0,
+];
+
+/// How a query arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: replies are limited to 512 bytes, or the EDNS payload size, and may be truncated.
+    Udp,
+    /// TCP: replies up to 65535 bytes.
+    Tcp,
+}
+
+/// What [`respond`] did, for counters and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The response code sent.
+    pub rcode: Rcode,
+    /// Whether TC was set.
+    pub truncated: bool,
+}
+
+/// Answers `packet` from `snapshot` into `out`. `None`: send nothing (RFC 1035 section 4.1.1:
+/// responses and runt packets are dropped).
+pub fn respond(
+    snapshot: &Snapshot,
+    packet: &[u8],
+    transport: Transport,
+    out: &mut Vec<u8>,
+) -> Option<Outcome> {
+    let query = match wire::parse_query(packet) {
+        Ok(query) => query,
+        Err(Malformed::Drop) => return None,
+        Err(Malformed::FormErr) => {
+            header_only(packet, Rcode::FormErr, out);
+            return Some(Outcome {
+                rcode: Rcode::FormErr,
+                truncated: false,
+            });
+        }
+        Err(Malformed::NotImp) => {
+            header_only(packet, Rcode::NotImp, out);
+            return Some(Outcome {
+                rcode: Rcode::NotImp,
+                truncated: false,
+            });
+        }
+    };
+    let limit = match (transport, query.edns) {
+        (Transport::Tcp, _) => TCP_LIMIT,
+        (Transport::Udp, None) => PLAIN_UDP_LIMIT,
+        (Transport::Udp, Some(edns)) => {
+            usize::from(edns.payload).clamp(PLAIN_UDP_LIMIT, usize::from(snapshot.max_udp_payload))
+        }
+    };
+    let mut response = Response::new(packet, &query, out);
+    let (rcode, additional_required) = decide(snapshot, &query, transport, &mut response);
+    response.rcode(rcode);
+    let truncated = response.finish(limit, snapshot.max_udp_payload, additional_required);
+    Some(Outcome { rcode, truncated })
+}
+
+/// Fills `response` for a well-formed query; returns the rcode and whether the additional section
+/// must not be dropped to fit.
+fn decide(
+    snapshot: &Snapshot,
+    query: &Query,
+    transport: Transport,
+    response: &mut Response<'_>,
+) -> (Rcode, bool) {
+    if query.edns.is_some_and(|edns| edns.version > 0) {
+        return (Rcode::BadVers, false);
+    }
+    if !matches!(query.qclass, CLASS_IN | CLASS_ANY) {
+        return (Rcode::Refused, false);
+    }
+    match query.qtype {
+        rtype::MAILA | rtype::MAILB => return (Rcode::NotImp, false),
+        rtype::AXFR | rtype::IXFR if transport == Transport::Udp => return (Rcode::NotImp, false),
+        rtype::AXFR | rtype::IXFR => return (Rcode::Refused, false),
+        rtype::OPT => return (Rcode::FormErr, false),
+        _ => {}
+    }
+    lookup(
+        &snapshot.zones,
+        query.qname.as_wire(),
+        query.qtype,
+        response,
+    )
+}
+
+/// Where a name lands in our data.
+enum Resolution<'s> {
+    /// No zone of ours holds the name.
+    NotOurs,
+    /// The name is at or below a zone cut.
+    Referral {
+        /// The cut's referral data.
+        referral: &'s Referral,
+        /// Offset of the cut's name inside the looked-up name.
+        cut_offset: usize,
+    },
+    /// The name exists (maybe as an empty non-terminal), or a wildcard synthesises it.
+    Node {
+        /// Its zone.
+        zone: &'s Zone,
+        /// Offset of the zone apex inside the looked-up name.
+        apex_offset: usize,
+        /// The node, or the wildcard node that stands in for it.
+        node: &'s Node,
+    },
+    /// The name does not exist.
+    NxDomain {
+        /// Its zone.
+        zone: &'s Zone,
+        /// Offset of the zone apex inside the looked-up name.
+        apex_offset: usize,
+    },
+}
+
+/// Finds where lowercase wire `name` lands (RFC 1034 section 4.3.2 steps 2 and 3, RFC 4592).
+fn resolve<'s>(zones: &'s ZoneSet, name: &[u8], qtype: u16) -> Resolution<'s> {
+    let Some((zone, apex_offset)) = zones.find(name) else {
+        return Resolution::NotOurs;
+    };
+    // Label start offsets of `name`, from the name itself up to (not including) the apex.
+    let mut starts = [0u8; MAX_NAME_LEN / 2 + 1];
+    let mut count = 0;
+    let mut offset = 0;
+    while offset < apex_offset {
+        starts[count] = offset as u8;
+        count += 1;
+        offset += 1 + usize::from(name[offset]);
+    }
+    // Walk down from the apex: the first cut wins; the last existing node is the closest encloser.
+    let mut encloser = apex_offset;
+    for &start in starts[..count].iter().rev() {
+        let start = usize::from(start);
+        let Some(node) = zone.node(&name[start..]) else {
+            break;
+        };
+        if let Some(referral) = &node.cut {
+            // DS lives on the parent side of the cut (RFC 4035 section 3.1.4.1).
+            if !(start == 0 && qtype == rtype::DS) {
+                return Resolution::Referral {
+                    referral,
+                    cut_offset: start,
+                };
+            }
+        }
+        encloser = start;
+    }
+    if encloser == 0 {
+        return match zone.node(name) {
+            Some(node) => Resolution::Node {
+                zone,
+                apex_offset,
+                node,
+            },
+            None => Resolution::NxDomain { zone, apex_offset },
+        };
+    }
+    // Source of synthesis: "*." + closest encloser (RFC 4592 section 3.3.1).
+    let suffix = &name[encloser..];
+    let mut wildcard = [0u8; MAX_NAME_LEN + 2];
+    wildcard[..2].copy_from_slice(b"\x01*");
+    wildcard[2..2 + suffix.len()].copy_from_slice(suffix);
+    match zone.node(&wildcard[..2 + suffix.len()]) {
+        Some(node) => Resolution::Node {
+            zone,
+            apex_offset,
+            node,
+        },
+        None => Resolution::NxDomain { zone, apex_offset },
+    }
+}
+
+/// Answers `qname`/`qtype` from our zones, following CNAMEs inside them.
+fn lookup(zones: &ZoneSet, qname: &[u8], qtype: u16, response: &mut Response<'_>) -> (Rcode, bool) {
+    let mut name = qname;
+    let mut visited: [&[u8]; MAX_CHAIN] = [&[]; MAX_CHAIN];
+    for step in 0..=MAX_CHAIN {
+        // The query name is echoed at offset 12; later names in a chain are written in full.
+        let owner_at = |offset: usize| match step {
+            0 => Owner::Pointer((HEADER_LEN + offset) as u16),
+            _ => Owner::Name(&name[offset..]),
+        };
+        match resolve(zones, name, qtype) {
+            Resolution::NotOurs if step == 0 => return (Rcode::Refused, false),
+            Resolution::NotOurs => return (Rcode::NoError, false),
+            Resolution::Referral {
+                referral,
+                cut_offset,
+            } if step == 0 => {
+                response.rrset(Section::Authority, owner_at(cut_offset), &referral.ns);
+                for (glue_name, rrset) in &referral.glue {
+                    response.rrset(Section::Additional, Owner::Name(glue_name), rrset);
+                }
+                return (Rcode::NoError, true);
+            }
+            // A chain that runs into delegated space ends there; the resolver follows it.
+            Resolution::Referral { .. } => return (Rcode::NoError, false),
+            Resolution::NxDomain { zone, apex_offset } => {
+                response.authoritative();
+                negative(response, zone, owner_at(apex_offset));
+                return (Rcode::NxDomain, false);
+            }
+            Resolution::Node {
+                zone,
+                apex_offset,
+                node,
+            } => {
+                response.authoritative();
+                let owner = owner_at(0);
+                if qtype == rtype::ANY {
+                    match &node.rrsets[..] {
+                        [] => negative(response, zone, owner_at(apex_offset)),
+                        [only] => response.rrset(Section::Answer, owner, only),
+                        _ => response.record(Section::Answer, owner, &RFC8482_HINFO),
+                    }
+                    return (Rcode::NoError, false);
+                }
+                if let Some(rrset) = node.rrset(qtype) {
+                    response.rrset(Section::Answer, owner, rrset);
+                    return (Rcode::NoError, false);
+                }
+                let (Some(target), Some(cname)) = (&node.cname, node.rrset(rtype::CNAME)) else {
+                    negative(response, zone, owner_at(apex_offset));
+                    return (Rcode::NoError, false);
+                };
+                response.rrset(Section::Answer, owner, cname);
+                // Loops stop at the first repeated name; long chains at MAX_CHAIN.
+                if step == MAX_CHAIN
+                    || target[..] == name[..]
+                    || visited[..step].contains(&&target[..])
+                {
+                    return (Rcode::NoError, false);
+                }
+                visited[step] = name;
+                name = target;
+            }
+        }
+    }
+    (Rcode::NoError, false)
+}
+
+/// Writes the SOA of `zone` into the authority section of a negative answer (RFC 2308).
+fn negative(response: &mut Response<'_>, zone: &Zone, apex: Owner<'_>) {
+    let soa: &RRset = zone.negative_soa();
+    response.rrset(Section::Authority, apex, soa);
+}

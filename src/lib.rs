@@ -1,0 +1,20 @@
+//! Meridian: a global server load balancing authoritative DNS server.
+//!
+//! Bird's-eye view (see ARCHITECTURE.md for the whole map):
+//!
+//! - [`config`]: the operator's TOML file, validated into typed values with `file:line` errors.
+//! - [`zone`]: master files parsed, checked and pre-rendered into wire-ready record sets.
+//! - [`snapshot`]: the immutable bundle the query path reads, built whole or not at all.
+//! - [`dns`]: wire parsing, the answer engine, and the UDP and TCP serving loops.
+//! - [`server`]: binding, starting, reloading and stopping the serving loops.
+//! - [`cli`]: the `meridian` command.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod server;
+pub mod snapshot;
+pub mod zone;

@@ -1,0 +1,216 @@
+//! The `meridian` binary itself: `check`, `version`, and `serve` with its signals.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{EXAMPLE_COM, Query, Reply, qtype, udp_exchange};
+
+/// The binary under test.
+fn meridian() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_meridian"))
+}
+
+/// Writes a config (with `listen`) and the example.com zone into `dir`.
+fn write_setup(dir: &Path, listen: &str, zone: &str) {
+    std::fs::create_dir_all(dir.join("zones")).unwrap();
+    std::fs::write(dir.join("zones/example.com.zone"), zone).unwrap();
+    std::fs::write(
+        dir.join("meridian.toml"),
+        format!("[dns]\nlisten = [\"{listen}\"]\nzones_dir = \"zones\"\nudp_workers = 1\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let output = meridian().arg("version").output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("meridian {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_accepts_the_shipped_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = meridian()
+        .arg("check")
+        .arg("--config")
+        .arg(root.join("examples/basic/meridian.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("ok: 1 zone,"), "{stdout}");
+}
+
+#[test]
+fn check_reports_file_and_line_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = format!("{EXAMPLE_COM}www CNAME alias\n");
+    write_setup(dir.path(), "127.0.0.1:0", &zone);
+    let output = meridian()
+        .arg("check")
+        .arg("--config")
+        .arg(dir.path().join("meridian.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = zone.lines().count();
+    let expect = format!(
+        "{}:{line}: CNAME record at www.example.com.",
+        dir.path().join("zones/example.com.zone").display()
+    );
+    assert!(stderr.starts_with(&expect), "{stderr}");
+}
+
+#[test]
+fn check_reports_every_broken_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_setup(dir.path(), "127.0.0.1:0", "$TTL 60\n@ A 192.0.2.1\n");
+    std::fs::write(
+        dir.path().join("zones/example.org.zone"),
+        "$TTL 60\n@ SOA ns hm 1 2 3 4 5\n",
+    )
+    .unwrap();
+    let output = meridian()
+        .arg("check")
+        .arg("--config")
+        .arg(dir.path().join("meridian.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("example.com.zone: zone example.com. has no SOA record"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("example.org.zone:2: zone example.org. has no NS records"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_rejects_a_missing_config() {
+    let output = meridian()
+        .args(["check", "--config", "/nonexistent/meridian.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .starts_with("/nonexistent/meridian.toml: cannot read config file")
+    );
+}
+
+/// A free UDP+TCP port on 127.0.0.1 (bound then released).
+fn free_port() -> u16 {
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.local_addr().unwrap().port()
+}
+
+/// Sends `signal` to process `pid` with kill(1).
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Queries `www.example.com A` until an answer arrives or `wait` passes.
+async fn wait_for_answer(addr: std::net::SocketAddr, wait: Duration) -> Option<Reply> {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if let Some(raw) = udp_exchange(
+            addr,
+            &Query::new("www.example.com", qtype::A).build(),
+            Duration::from_millis(200),
+        )
+        .await
+        {
+            return Some(Reply::decode(raw));
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn serve_reloads_on_sighup_and_exits_zero_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_setup(dir.path(), &format!("127.0.0.1:{port}"), EXAMPLE_COM);
+    let child = meridian()
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.path().join("meridian.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let reply = wait_for_answer(addr, Duration::from_secs(10))
+        .await
+        .expect("server answers");
+    assert_eq!(reply.answers(), ["www.example.com. 3600 IN A 192.0.2.80"]);
+
+    // A broken zone: SIGHUP keeps the old data.
+    std::fs::write(
+        dir.path().join("zones/example.com.zone"),
+        format!("{EXAMPLE_COM}oops IN BOGUS x\n"),
+    )
+    .unwrap();
+    signal(child.id(), "HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reply = wait_for_answer(addr, Duration::from_secs(5))
+        .await
+        .expect("still answering");
+    assert_eq!(reply.answers(), ["www.example.com. 3600 IN A 192.0.2.80"]);
+
+    // A good change: SIGHUP swaps it in.
+    std::fs::write(
+        dir.path().join("zones/example.com.zone"),
+        EXAMPLE_COM.replace("192.0.2.80", "192.0.2.99"),
+    )
+    .unwrap();
+    signal(child.id(), "HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let reply = wait_for_answer(addr, Duration::from_secs(2))
+            .await
+            .expect("answering");
+        if reply.answers() == ["www.example.com. 3600 IN A 192.0.2.99"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "reload not applied");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    signal(child.id(), "TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let output = child.wait_with_output().unwrap();
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    let zone_path = dir.path().join("zones/example.com.zone");
+    assert!(
+        status.1.contains(&format!("{}:", zone_path.display())),
+        "reload error logged with file: {}",
+        status.1
+    );
+    assert!(status.1.contains("reload failed"), "{}", status.1);
+}

@@ -1,0 +1,7 @@
+//! The integration test binary: real servers on loopback port 0, spoken to over real sockets.
+
+mod cli;
+mod conformance;
+mod harness;
+mod interop;
+mod reload;
