@@ -76,6 +76,14 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
 }
 
 impl Snapshot {
+    /// A snapshot serving `zones` with EDNS payload cap `max_udp_payload`.
+    pub fn new(zones: ZoneSet, max_udp_payload: u16) -> Snapshot {
+        Snapshot {
+            zones,
+            max_udp_payload,
+        }
+    }
+
     /// Builds the snapshot a validated config describes.
     pub fn build(config: &Config) -> Result<(Snapshot, Vec<Warning>), LoadError> {
         let (zones, warnings) = load_zones(&config.dns.zones_dir).map_err(LoadError::Zones)?;
