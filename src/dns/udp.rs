@@ -1,8 +1,9 @@
-//! The UDP serving loop: one `SO_REUSEPORT` socket per worker thread, no task per packet.
+//! The UDP serving loop: one `SO_REUSEPORT` socket per worker thread, batched system calls.
 //!
-//! Each worker owns its socket and two buffers for its whole life. Per packet it loads the
-//! current snapshot (a lock-free `ArcSwap` read), answers into its buffer and sends. The kernel
-//! spreads packets over the sockets of one address by flow hash.
+//! Each worker owns its socket and its buffers for its whole life. Per batch of datagrams it loads
+//! the current snapshot (a lock-free `ArcSwap` read), answers each datagram into its own reply
+//! buffer and sends them all with one `sendmmsg`. The kernel spreads packets over the sockets of
+//! one address by flow hash.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -11,7 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, RawFd};
+
 use arc_swap::ArcSwap;
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::answer::{Transport, respond};
@@ -71,28 +77,140 @@ pub fn spawn_workers(
     Ok(handles)
 }
 
-/// The worker loop: receive, answer, send, until told to stop.
+/// Most datagrams moved per `recvmmsg`/`sendmmsg` call.
+const BATCH: usize = 32;
+
+/// One worker's buffers, allocated once for its whole life.
+struct Batch {
+    /// Received datagrams.
+    packets: Vec<Vec<u8>>,
+    /// Replies, one per received datagram.
+    replies: Vec<Vec<u8>>,
+    /// Peer of each received datagram.
+    peers: [Option<SockaddrStorage>; BATCH],
+    /// Length of each received datagram; `None` if it is not to be answered.
+    lens: [Option<usize>; BATCH],
+    /// Kernel headers for `recvmmsg`.
+    recv_headers: MultiHeaders<SockaddrStorage>,
+    /// Kernel headers for `sendmmsg`.
+    send_headers: MultiHeaders<SockaddrStorage>,
+}
+
+impl Batch {
+    /// Buffers for `BATCH` datagrams each way.
+    fn new() -> Batch {
+        Batch {
+            packets: (0..BATCH).map(|_| vec![0u8; MAX_DATAGRAM]).collect(),
+            replies: (0..BATCH)
+                .map(|_| Vec::with_capacity(MAX_DATAGRAM))
+                .collect(),
+            peers: [None; BATCH],
+            lens: [None; BATCH],
+            recv_headers: MultiHeaders::preallocate(BATCH, None),
+            send_headers: MultiHeaders::preallocate(BATCH, None),
+        }
+    }
+}
+
+/// The worker loop: receive a batch, answer each datagram, send the batch, until told to stop.
+///
+/// `recvmmsg` with `MSG_WAITFORONE` blocks for the first datagram (up to the socket's read
+/// timeout, so `stop` is checked regularly) and then takes whatever else is queued, so under
+/// load one pair of system calls moves many queries and answers.
 fn serve(socket: &UdpSocket, snapshot: &ArcSwap<Snapshot>, stop: &AtomicBool) {
-    let mut packet = vec![0u8; MAX_DATAGRAM];
-    let mut out = Vec::with_capacity(MAX_DATAGRAM);
+    let fd = socket.as_raw_fd();
+    let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
-        let (len, peer) = match socket.recv_from(&mut packet) {
+        let received = match receive(fd, &mut batch) {
             Ok(received) => received,
-            Err(err) => match err.kind() {
-                io::ErrorKind::WouldBlock
-                | io::ErrorKind::TimedOut
-                | io::ErrorKind::Interrupted => continue,
-                _ => {
-                    tracing::debug!(?err, "udp receive failed");
-                    continue;
-                }
-            },
+            Err(Errno::EAGAIN | Errno::EINTR) => continue,
+            Err(err) => {
+                tracing::debug!(?err, "udp receive failed");
+                continue;
+            }
         };
         let current = snapshot.load();
-        if respond(&current, &packet[..len], Transport::Udp, &mut out).is_some()
-            && let Err(err) = socket.send_to(&out, peer)
-        {
-            tracing::debug!(%peer, ?err, "udp send failed");
+        let mut answered = 0;
+        for index in 0..received {
+            let Some(len) = batch.lens[index] else {
+                continue;
+            };
+            let packet = &batch.packets[index][..len];
+            let reply = &mut batch.replies[index];
+            if respond(&current, packet, Transport::Udp, reply).is_none() {
+                batch.lens[index] = None;
+                continue;
+            }
+            answered += 1;
+        }
+        drop(current);
+        if answered > 0 {
+            send(fd, &mut batch, received);
+        }
+    }
+}
+
+/// Receives up to `BATCH` datagrams; fills `lens` and `peers`; returns how many slots were used.
+fn receive(fd: RawFd, batch: &mut Batch) -> Result<usize, Errno> {
+    let mut slices: [[IoSliceMut<'_>; 1]; BATCH] =
+        std::array::from_fn(|_| [IoSliceMut::new(&mut [])]);
+    for (slice, packet) in slices.iter_mut().zip(batch.packets.iter_mut()) {
+        slice[0] = IoSliceMut::new(packet);
+    }
+    let results = recvmmsg(
+        fd,
+        &mut batch.recv_headers,
+        slices.iter_mut(),
+        MsgFlags::MSG_WAITFORONE,
+        None,
+    )?;
+    let mut count = 0;
+    for (index, message) in results.enumerate() {
+        // A datagram larger than our buffer was cut short: it is no query worth parsing.
+        let whole = !message.flags.contains(MsgFlags::MSG_TRUNC);
+        batch.lens[index] = whole.then_some(message.bytes);
+        batch.peers[index] = message.address;
+        count = index + 1;
+    }
+    Ok(count)
+}
+
+/// Sends the replies of the first `received` slots that have one, in as few calls as it takes.
+fn send(fd: RawFd, batch: &mut Batch, received: usize) {
+    let mut slices: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|_| [IoSlice::new(&[])]);
+    let mut peers: [Option<SockaddrStorage>; BATCH] = [None; BATCH];
+    let mut count = 0;
+    for index in 0..received {
+        if batch.lens[index].is_some() && batch.peers[index].is_some() {
+            slices[count] = [IoSlice::new(&batch.replies[index])];
+            peers[count] = batch.peers[index];
+            count += 1;
+        }
+    }
+    let mut sent = 0;
+    while sent < count {
+        let result = sendmmsg(
+            fd,
+            &mut batch.send_headers,
+            slices[sent..count].iter(),
+            &peers[sent..count],
+            [],
+            MsgFlags::empty(),
+        );
+        match result {
+            Ok(results) => {
+                let done = results.count();
+                if done == 0 {
+                    break;
+                }
+                sent += done;
+            }
+            Err(Errno::EINTR) => continue,
+            Err(err) => {
+                // The first message failed (e.g. an unreachable peer): skip it, send the rest.
+                tracing::debug!(?err, "udp send failed");
+                sent += 1;
+            }
         }
     }
 }
