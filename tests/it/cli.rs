@@ -48,6 +48,34 @@ fn check_accepts_the_shipped_examples() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("ok: 1 zone,"), "{stdout}");
+
+    // The top-level zones/ directory loads too.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:53\"]\nzones_dir = {:?}\n",
+            root.join("zones")
+        ),
+    )
+    .unwrap();
+    let output = meridian()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "no warnings: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::harness::{EXAMPLE_COM, Query, Reply, TestServer, qtype, rcode, udp_exchange};
+use crate::harness::{
+    EXAMPLE_COM, Query, Reply, TestServer, qtype, rcode, read_framed, udp_exchange, write_framed,
+};
 
 #[tokio::test]
 async fn reload_swaps_in_changed_zone_data() {
@@ -126,5 +128,45 @@ async fn no_query_dropped_or_servfailed_across_reloads() {
     assert!(
         answered.load(Ordering::Relaxed) > 100,
         "clients ran during the reloads"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_finishes_the_tcp_query_in_flight_then_stops_accepting() {
+    use tokio::io::AsyncWriteExt;
+    let TestServer { server, dir: _dir } = TestServer::start().await;
+    let addr = server.tcp_addrs()[0];
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    write_framed(&mut idle, &Query::new("www.example.com", qtype::A).build()).await;
+    assert!(read_framed(&mut idle).await.is_some());
+
+    // A query half sent when shutdown starts is still answered.
+    let mut busy = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let packet = Query::new("www.example.com", qtype::A).build();
+    busy.write_u16(packet.len() as u16).await.unwrap();
+    busy.write_all(&packet[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let shutdown = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    busy.write_all(&packet[10..]).await.unwrap();
+    let reply = Reply::decode(
+        read_framed(&mut busy)
+            .await
+            .expect("in-flight query answered"),
+    );
+    assert_eq!(reply.answers(), ["www.example.com. 3600 IN A 192.0.2.80"]);
+    assert!(
+        read_framed(&mut busy).await.is_none(),
+        "then the connection closes"
+    );
+    // The idle connection is closed without waiting for its idle timeout.
+    assert!(read_framed(&mut idle).await.is_none());
+    tokio::time::timeout(Duration::from_secs(5), shutdown)
+        .await
+        .expect("shutdown completes")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
     );
 }
