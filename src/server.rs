@@ -6,8 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -32,10 +31,8 @@ pub struct RunningServer {
     udp_addrs: Vec<SocketAddr>,
     /// TCP addresses actually bound.
     tcp_addrs: Vec<SocketAddr>,
-    /// Tells UDP workers to stop.
-    udp_stop: Arc<AtomicBool>,
     /// UDP worker threads.
-    udp_workers: Vec<JoinHandle<()>>,
+    udp_workers: udp::Workers,
     /// Tells TCP accept loops and connections to stop.
     tcp_stop: watch::Sender<bool>,
     /// TCP connection slots; all free again once every connection has ended.
@@ -62,7 +59,6 @@ impl RunningServer {
         } = loaded;
         let dns = config.dns.clone();
         let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
-        let udp_stop = Arc::new(AtomicBool::new(false));
         let (tcp_stop, tcp_stop_rx) = watch::channel(false);
         let tcp_slots = Arc::new(Semaphore::new(dns.tcp_max_connections));
         let settings = tcp::TcpSettings {
@@ -90,15 +86,13 @@ impl RunningServer {
                 tcp_stop_rx.clone(),
             ));
         }
-        let udp_workers =
-            udp::spawn_workers(udp_sockets, Arc::clone(&snapshot), Arc::clone(&udp_stop))?;
+        let udp_workers = udp::spawn_workers(udp_sockets, Arc::clone(&snapshot))?;
         Ok(RunningServer {
             snapshot,
             config_path: config.path,
             dns,
             udp_addrs,
             tcp_addrs,
-            udp_stop,
             udp_workers,
             tcp_stop,
             tcp_slots,
@@ -156,14 +150,8 @@ impl RunningServer {
         {
             tracing::warn!("some TCP connections did not finish within the shutdown grace period");
         }
-        self.udp_stop.store(true, Ordering::Relaxed);
         let workers = self.udp_workers;
-        let _ = tokio::task::spawn_blocking(move || {
-            for worker in workers {
-                let _ = worker.join();
-            }
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
     }
 }
 

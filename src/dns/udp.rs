@@ -10,7 +10,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, RawFd};
@@ -23,8 +22,6 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::answer::{Transport, respond};
 use crate::snapshot::Snapshot;
 
-/// How often a blocked worker wakes up to see whether it should stop.
-const STOP_POLL: Duration = Duration::from_millis(100);
 /// Largest UDP datagram.
 const MAX_DATAGRAM: usize = 65_535;
 /// Socket buffer size asked for, so bursts are not dropped by the kernel.
@@ -52,19 +49,45 @@ fn bind_one(addr: SocketAddr) -> io::Result<UdpSocket> {
     let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     socket.bind(&addr.into())?;
-    let socket: UdpSocket = socket.into();
-    socket.set_read_timeout(Some(STOP_POLL))?;
-    Ok(socket)
+    Ok(socket.into())
 }
 
-/// Starts one worker thread per socket; they run until `stop` is set.
+/// UDP worker threads, and the means to stop them.
+pub struct Workers {
+    /// Set to tell workers to stop.
+    stop: Arc<AtomicBool>,
+    /// A handle on each worker's socket, to wake it with `shutdown(SHUT_RD)`.
+    sockets: Vec<UdpSocket>,
+    /// The threads.
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stops every worker and waits for it to exit.
+    ///
+    /// Workers block in `recvmmsg` with no timeout (a timer armed per wait costs CPU on every
+    /// idle moment); shutting the read side of the socket down wakes them at once.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for socket in &self.sockets {
+            let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Read);
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Starts one worker thread per socket; they run until [`Workers::stop`].
 pub fn spawn_workers(
     sockets: Vec<UdpSocket>,
     snapshot: Arc<ArcSwap<Snapshot>>,
-    stop: Arc<AtomicBool>,
-) -> io::Result<Vec<JoinHandle<()>>> {
+) -> io::Result<Workers> {
+    let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::with_capacity(sockets.len());
+    let mut wakers = Vec::with_capacity(sockets.len());
     for (index, socket) in sockets.into_iter().enumerate() {
+        wakers.push(socket.try_clone()?);
         let snapshot = Arc::clone(&snapshot);
         let stop = Arc::clone(&stop);
         let name = format!("udp-{index}");
@@ -74,7 +97,11 @@ pub fn spawn_workers(
                 .spawn(move || serve(&socket, &snapshot, &stop))?,
         );
     }
-    Ok(handles)
+    Ok(Workers {
+        stop,
+        sockets: wakers,
+        threads: handles,
+    })
 }
 
 /// Most datagrams moved per `recvmmsg`/`sendmmsg` call.
@@ -121,6 +148,7 @@ fn serve(socket: &UdpSocket, snapshot: &ArcSwap<Snapshot>, stop: &AtomicBool) {
     let fd = socket.as_raw_fd();
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
+        // After shutdown(SHUT_RD) the kernel reports empty reads, and the loop condition exits.
         let received = match receive(fd, &mut batch) {
             Ok(received) => received,
             Err(Errno::EAGAIN | Errno::EINTR) => continue,
