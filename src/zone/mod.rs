@@ -58,6 +58,9 @@ pub mod rtype {
 /// The class every stored record has.
 const CLASS_IN: u16 = 1;
 
+/// Records grouped by lowercase wire owner, then by type, in file order within each RRset.
+type Owners = BTreeMap<Box<[u8]>, BTreeMap<u16, Vec<SourceRecord>>>;
+
 /// A zone that cannot be served as written.
 #[derive(Debug, thiserror::Error)]
 pub enum ZoneError {
@@ -229,7 +232,7 @@ impl Zone {
         let mut warnings = Vec::new();
 
         // Group by lowercase owner, then by type, keeping file order inside each RRset.
-        let mut owners: BTreeMap<Box<[u8]>, BTreeMap<u16, Vec<SourceRecord>>> = BTreeMap::new();
+        let mut owners: Owners = BTreeMap::new();
         for record in records {
             if !origin.zone_of(&record.name.to_lowercase()) {
                 return Err(ZoneError::Invalid {
@@ -324,7 +327,7 @@ impl Zone {
                 continue;
             }
             has_cuts = true;
-            let referral = build_referral(owner, types, &apex, &owners, &nodes, &mut warnings);
+            let referral = build_referral(owner, types, &apex, &nodes, &mut warnings);
             if let Some(node) = nodes.get_mut(owner) {
                 node.cut = Some(Box::new(referral));
             }
@@ -390,7 +393,7 @@ fn check_apex<'a>(
     origin: &Name,
     apex: &[u8],
     file: &std::path::Path,
-    owners: &'a BTreeMap<Box<[u8]>, BTreeMap<u16, Vec<SourceRecord>>>,
+    owners: &'a Owners,
 ) -> Result<(&'a SourceRecord, u32, u32), ZoneError> {
     let at_apex = owners.get(apex);
     let soas = at_apex.and_then(|types| types.get(&rtype::SOA));
@@ -503,11 +506,7 @@ fn check_node(
 }
 
 /// Whether `owner` lies strictly below some other zone cut of the zone.
-fn is_below_cut(
-    owner: &[u8],
-    apex: &[u8],
-    owners: &BTreeMap<Box<[u8]>, BTreeMap<u16, Vec<SourceRecord>>>,
-) -> bool {
+fn is_below_cut(owner: &[u8], apex: &[u8], owners: &Owners) -> bool {
     let mut parent = parent_of(owner);
     while let Some(name) = parent {
         if name.len() <= apex.len() {
@@ -529,7 +528,6 @@ fn build_referral(
     owner: &[u8],
     types: &BTreeMap<u16, Vec<SourceRecord>>,
     apex: &[u8],
-    owners: &BTreeMap<Box<[u8]>, BTreeMap<u16, Vec<SourceRecord>>>,
     nodes: &FxHashMap<Box<[u8]>, Node>,
     warnings: &mut Vec<Warning>,
 ) -> Referral {
@@ -580,7 +578,6 @@ fn build_referral(
             glue.push((target.clone().into_boxed_slice(), set.clone()));
         }
     }
-    let _ = owners;
     Referral {
         ns,
         glue: glue.into_boxed_slice(),
@@ -589,11 +586,7 @@ fn build_referral(
 }
 
 /// Warns about data below a zone cut other than glue addresses: it is never served.
-fn warn_occluded(
-    apex: &[u8],
-    owners: &BTreeMap<Box<[u8]>, BTreeMap<u16, Vec<SourceRecord>>>,
-    warnings: &mut Vec<Warning>,
-) {
+fn warn_occluded(apex: &[u8], owners: &Owners, warnings: &mut Vec<Warning>) {
     for (owner, types) in owners {
         if !is_below_cut(owner, apex, owners) {
             continue;
@@ -617,7 +610,7 @@ fn warn_occluded(
 fn warn_missing_apex_glue(
     origin: &Name,
     apex: &[u8],
-    owners: &BTreeMap<Box<[u8]>, BTreeMap<u16, Vec<SourceRecord>>>,
+    owners: &Owners,
     warnings: &mut Vec<Warning>,
 ) {
     let Some(apex_ns) = owners.get(apex).and_then(|types| types.get(&rtype::NS)) else {
