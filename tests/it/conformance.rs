@@ -600,6 +600,25 @@ async fn rfc6891_7_udp_with_edns_is_capped_at_min_of_client_and_ours() {
 }
 
 #[tokio::test]
+async fn rfc9471_3_referral_that_cannot_carry_its_glue_is_truncated() {
+    let server = TestServer::start().await;
+    let query = Query::new("www.deleg.big.test", qtype::A);
+    let raw = server.udp_raw(&query.build()).await;
+    assert!(raw.len() <= 512);
+    let reply = Reply::decode(raw);
+    assert!(reply.tc(), "in-domain glue must not be dropped silently");
+    assert!(!reply.aa());
+    let reply = server.tcp(&query).await;
+    assert!(!reply.tc());
+    assert_eq!(reply.authority().len(), 10);
+    assert_eq!(reply.additional().len(), 20);
+    // With EDNS 1232 the whole referral fits over UDP.
+    let reply = server.udp(&query.clone().edns(1232)).await;
+    assert!(!reply.tc());
+    assert_eq!(reply.additional().len(), 20);
+}
+
+#[tokio::test]
 async fn rfc6891_6_1_1_two_opt_records_are_formerr() {
     let server = TestServer::start().await;
     let mut packet = Query::new("www.example.com", qtype::A).edns(1232).build();

@@ -63,6 +63,12 @@ pub fn big_zone() -> String {
             "x".repeat(60)
         ));
     }
+    // A delegation whose 10 in-domain name servers need ~1 KB of referral: NS plus A/AAAA glue.
+    for index in 0..10 {
+        zone.push_str(&format!(
+            "deleg NS ns{index}.deleg\nns{index}.deleg A 192.0.2.{index}\nns{index}.deleg AAAA 2001:db8::{index}\n"
+        ));
+    }
     // 8 TXT records of ~110 bytes: about 900 bytes, above 512 and below 1232.
     for index in 0..8 {
         zone.push_str(&format!(
