@@ -11,73 +11,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 /// The main test zone: every case the conformance tests need.
-pub const EXAMPLE_COM: &str = r#"
-$ORIGIN example.com.
-$TTL 3600
-@           SOA   ns1 hostmaster 2026112101 7200 900 1209600 300
-@           NS    ns1
-@           NS    ns2.example.net.
-@           MX    10 mail
-ns1         A     192.0.2.1
-mail        A     192.0.2.25
-www         A     192.0.2.80
-www         AAAA  2001:db8::80
-alias       CNAME www
-chain1      CNAME chain2
-chain2      CNAME alias
-loop1       CNAME loop2
-loop2       CNAME loop1
-self        CNAME self
-out         CNAME www.example.org.
-dangling    CNAME nothing
-xzone       CNAME www.example.net.
-a.b.c.ent   A     192.0.2.7
-*.ent       A     192.0.2.8
-*.wild      A     192.0.2.99
-*.wild      TXT   "wild"
-exists.wild A     192.0.2.98
-*.cwild     CNAME www
-child       NS    ns.child
-child       NS    ns.elsewhere.net.
-ns.child    A     192.0.2.53
-ns.child    AAAA  2001:db8::53
-"#;
+pub const EXAMPLE_COM: &str = include_str!("../data/example.com.zone");
 
 /// A second zone, for CNAME chains that cross zones.
-pub const EXAMPLE_NET: &str = r#"
-$ORIGIN example.net.
-$TTL 600
-@    SOA  ns1.example.com. hostmaster.example.com. 1 7200 900 1209600 60
-@    NS   ns1.example.com.
-www  A    198.51.100.80
-"#;
+pub const EXAMPLE_NET: &str = include_str!("../data/example.net.zone");
 
-/// A zone with an RRset too big for 512 or 1232 bytes but fine over TCP.
-pub fn big_zone() -> String {
-    let mut zone = String::from(
-        "$ORIGIN big.test.\n$TTL 60\n@ SOA ns hostmaster 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n",
-    );
-    for index in 0..40 {
-        zone.push_str(&format!(
-            "txt TXT \"record {index:02} {}\"\n",
-            "x".repeat(60)
-        ));
-    }
-    // A delegation whose 10 in-domain name servers need ~1 KB of referral: NS plus A/AAAA glue.
-    for index in 0..10 {
-        zone.push_str(&format!(
-            "deleg NS ns{index}.deleg\nns{index}.deleg A 192.0.2.{index}\nns{index}.deleg AAAA 2001:db8::{index}\n"
-        ));
-    }
-    // 8 TXT records of ~110 bytes: about 900 bytes, above 512 and below 1232.
-    for index in 0..8 {
-        zone.push_str(&format!(
-            "mid TXT \"record {index:02} {}\"\n",
-            "y".repeat(100)
-        ));
-    }
-    zone
-}
+/// Large answers: RRsets too big for 512 or 1232 bytes, and a referral with ~1 KB of glue.
+pub const BIG_TEST: &str = include_str!("../data/big.test.zone");
 
 /// A server running on loopback port 0 with its own temporary config and zones.
 pub struct TestServer {
@@ -92,7 +32,7 @@ pub fn default_zones() -> Vec<(String, String)> {
     vec![
         ("example.com".into(), EXAMPLE_COM.into()),
         ("example.net".into(), EXAMPLE_NET.into()),
-        ("big.test".into(), big_zone()),
+        ("big.test".into(), BIG_TEST.into()),
     ]
 }
 

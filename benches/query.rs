@@ -1,0 +1,147 @@
+//! Benchmarks of the per-query path: `respond` into a reused buffer for representative queries,
+//! and `parse_query` alone.
+//!
+//! Run with `cargo bench --bench query`.
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hickory_proto::rr::Name;
+use meridian::dns::wire::parse_query;
+use meridian::dns::{Rcode, Transport, respond};
+use meridian::snapshot::Snapshot;
+use meridian::zone::parse::parse_zone_str;
+use meridian::zone::{Zone, ZoneSet};
+
+/// The main zone: apex data, CNAME chains, wildcards and a delegation with glue.
+const EXAMPLE_COM: &str = include_str!("../tests/data/example.com.zone");
+
+/// A second zone, for CNAME chains that cross zones.
+const EXAMPLE_NET: &str = include_str!("../tests/data/example.net.zone");
+
+/// Record type A.
+const A: u16 = 1;
+/// Record type AAAA.
+const AAAA: u16 = 28;
+
+/// Parses and builds zone `origin` from fixed `text`.
+fn zone(origin: &str, text: &str) -> Zone {
+    let name = Name::from_ascii(origin).expect("fixed origin is a valid name");
+    let file = Path::new(origin).with_extension("zone");
+    let records =
+        parse_zone_str(text, &file, &name, &std::env::temp_dir()).expect("fixed zone parses");
+    Zone::build(&name, &file, records)
+        .expect("fixed zone builds")
+        .0
+}
+
+/// The snapshot the benchmarks answer from: example.com and example.net, 1232-byte EDNS cap.
+fn snapshot() -> Snapshot {
+    let zones = vec![
+        zone("example.com.", EXAMPLE_COM),
+        zone("example.net.", EXAMPLE_NET),
+    ];
+    Snapshot::new(ZoneSet::new(zones), 1232)
+}
+
+/// A class IN query for `name` (dotted, no escapes) with RD set; with an OPT record advertising
+/// `edns` bytes and DO set when given.
+fn query(name: &str, qtype: u16, edns: Option<u16>) -> Vec<u8> {
+    let mut packet = vec![0x4d, 0x52, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    packet[11] = u8::from(edns.is_some());
+    for label in name.split('.').filter(|label| !label.is_empty()) {
+        let len = u8::try_from(label.len()).expect("fixed label fits a length byte");
+        packet.push(len);
+        packet.extend_from_slice(label.as_bytes());
+    }
+    packet.push(0);
+    packet.extend_from_slice(&qtype.to_be_bytes());
+    packet.extend_from_slice(&1u16.to_be_bytes());
+    if let Some(payload) = edns {
+        // Root owner, TYPE OPT, CLASS = payload, TTL = ext-rcode 0, version 0, DO; no options.
+        packet.extend_from_slice(&[0, 0, 41]);
+        packet.extend_from_slice(&payload.to_be_bytes());
+        packet.extend_from_slice(&[0, 0, 0x80, 0, 0, 0]);
+    }
+    packet
+}
+
+/// The benchmarked queries: (name, packet, expected rcode).
+fn cases() -> Vec<(&'static str, Vec<u8>, Rcode)> {
+    // QDCOUNT 2 with a single question: FORMERR, header-only reply.
+    let mut formerr = query("www.example.com", A, None);
+    formerr[5] = 2;
+    vec![
+        (
+            "positive_a",
+            query("www.example.com", A, None),
+            Rcode::NoError,
+        ),
+        (
+            "nxdomain",
+            query("nope.example.com", A, None),
+            Rcode::NxDomain,
+        ),
+        (
+            "cname_chain",
+            query("chain1.example.com", A, None),
+            Rcode::NoError,
+        ),
+        (
+            "wildcard",
+            query("host.wild.example.com", A, None),
+            Rcode::NoError,
+        ),
+        (
+            "referral",
+            query("host.child.example.com", A, None),
+            Rcode::NoError,
+        ),
+        (
+            "edns_aaaa",
+            query("www.example.com", AAAA, Some(1232)),
+            Rcode::NoError,
+        ),
+        ("formerr", formerr, Rcode::FormErr),
+    ]
+}
+
+/// `respond` over UDP for each case, into one reused output buffer.
+fn bench_respond(c: &mut Criterion) {
+    let snapshot = snapshot();
+    let mut out = Vec::with_capacity(65_535);
+    let mut group = c.benchmark_group("respond");
+    for (name, packet, rcode) in cases() {
+        let outcome = respond(&snapshot, &packet, Transport::Udp, &mut out)
+            .expect("every benchmarked query gets a reply");
+        assert_eq!(outcome.rcode, rcode, "case {name} answers as intended");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                respond(
+                    black_box(&snapshot),
+                    black_box(&packet),
+                    Transport::Udp,
+                    &mut out,
+                )
+            });
+        });
+    }
+    group.finish();
+}
+
+/// `parse_query` alone, without and with an OPT record.
+fn bench_parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse_query");
+    for (name, packet) in [
+        ("plain", query("www.example.com", A, None)),
+        ("edns", query("www.example.com", AAAA, Some(1232))),
+    ] {
+        parse_query(&packet).expect("benchmarked query parses");
+        group.bench_function(name, |b| b.iter(|| parse_query(black_box(&packet))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_respond, bench_parse);
+criterion_main!(benches);

@@ -1,0 +1,155 @@
+//! Fuzzes the per-query path: arbitrary bytes through `respond` over UDP and TCP.
+//!
+//! Invariants checked for every input:
+//! - nothing panics (for either transport);
+//! - a reply, when there is one, is a header or more, has QR set and echoes the query ID;
+//! - a runt packet (< 12 bytes) or a response (QR=1) gets no reply;
+//! - the outcome's rcode and TC flag match the header;
+//! - over UDP a reply to a query without EDNS fits in 512 bytes, and one with EDNS fits in the
+//!   requestor's payload size (at least 512, at most our 1232 cap);
+//! - when `parse_query` accepts the packet, the reply echoes the question verbatim, decodes with
+//!   hickory-proto, and hickory re-encoding and re-decoding it gives the same question and
+//!   records (parse, re-emit, re-parse).
+
+#![no_main]
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use hickory_proto::op::Message;
+use hickory_proto::rr::Name;
+use libfuzzer_sys::fuzz_target;
+use meridian::dns::wire::{self, FLAG_QR, FLAG_TC, HEADER_LEN};
+use meridian::dns::{Outcome, Transport, respond};
+use meridian::snapshot::Snapshot;
+use meridian::zone::parse::parse_zone_str;
+use meridian::zone::{Zone, ZoneSet};
+
+/// Our EDNS UDP payload cap, as in the default config.
+const MAX_UDP_PAYLOAD: u16 = 1232;
+/// Largest UDP reply to a query without EDNS (RFC 1035 section 4.2.1).
+const PLAIN_UDP_LIMIT: usize = 512;
+
+/// The main zone: apex data, CNAME chains and loops, wildcards, empty non-terminals, a
+/// delegation with glue.
+const EXAMPLE_COM: &str = include_str!("../../tests/data/example.com.zone");
+
+/// A second zone, for CNAME chains that cross zones.
+const EXAMPLE_NET: &str = include_str!("../../tests/data/example.net.zone");
+
+/// Large answers: RRsets too big for 512 or 1232 bytes, and a referral with ~1 KB of glue.
+const BIG_TEST: &str = include_str!("../../tests/data/big.test.zone");
+
+/// Parses and builds zone `origin` from `text`; the data is fixed, so failure is a bug here.
+fn zone(origin: &str, text: &str) -> Zone {
+    let name = Name::from_ascii(origin).expect("fixed origin is a valid name");
+    let file = Path::new(origin).with_extension("zone");
+    let records =
+        parse_zone_str(text, &file, &name, &std::env::temp_dir()).expect("fixed zone parses");
+    Zone::build(&name, &file, records)
+        .expect("fixed zone builds")
+        .0
+}
+
+/// The snapshot every input is answered from, built once.
+static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
+    let zones = vec![
+        zone("example.com.", EXAMPLE_COM),
+        zone("example.net.", EXAMPLE_NET),
+        zone("big.test.", BIG_TEST),
+    ];
+    Snapshot::new(ZoneSet::new(zones), MAX_UDP_PAYLOAD)
+});
+
+fuzz_target!(|packet: &[u8]| {
+    let mut out = Vec::new();
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let outcome = respond(&SNAPSHOT, packet, transport, &mut out);
+        check(packet, transport, outcome, &out);
+    }
+});
+
+/// Asserts the invariants of one reply (`outcome` and the bytes in `reply`).
+fn check(packet: &[u8], transport: Transport, outcome: Option<Outcome>, reply: &[u8]) {
+    let parsed = wire::parse_query(packet);
+    let Some(outcome) = outcome else {
+        assert!(
+            packet.len() < HEADER_LEN || u16::from_be_bytes([packet[2], packet[3]]) & FLAG_QR != 0,
+            "dropped a packet that is neither a runt nor a response"
+        );
+        return;
+    };
+    assert!(
+        reply.len() >= HEADER_LEN,
+        "reply shorter than a header: {reply:02x?}"
+    );
+    assert_eq!(reply[..2], packet[..2], "reply does not echo the ID");
+    let flags = u16::from_be_bytes([reply[2], reply[3]]);
+    assert!(flags & FLAG_QR != 0, "reply without QR");
+    assert_eq!(
+        flags & 0xf,
+        outcome.rcode as u16 & 0xf,
+        "header rcode differs from the outcome"
+    );
+    assert_eq!(
+        flags & FLAG_TC != 0,
+        outcome.truncated,
+        "TC differs from the outcome"
+    );
+
+    let Ok(query) = parsed else {
+        assert_eq!(reply.len(), HEADER_LEN, "error reply is not header-only");
+        return;
+    };
+    if transport == Transport::Udp {
+        let limit = match query.edns {
+            None => PLAIN_UDP_LIMIT,
+            Some(edns) => {
+                usize::from(edns.payload).clamp(PLAIN_UDP_LIMIT, usize::from(MAX_UDP_PAYLOAD))
+            }
+        };
+        assert!(
+            reply.len() <= limit,
+            "UDP reply of {} bytes exceeds {limit} (edns: {:?})",
+            reply.len(),
+            query.edns
+        );
+    } else {
+        assert!(!outcome.truncated, "TCP reply truncated");
+    }
+    assert!(
+        reply.len() >= query.question_end
+            && reply[HEADER_LEN..query.question_end] == packet[HEADER_LEN..query.question_end],
+        "reply does not echo the question"
+    );
+
+    let decoded = Message::from_vec(reply)
+        .unwrap_or_else(|err| panic!("reply does not decode: {err}: {reply:02x?}"));
+    assert_eq!(decoded.metadata.id, query.id, "decoded ID differs");
+    assert_eq!(
+        decoded.edns.is_some(),
+        query.edns.is_some(),
+        "OPT in reply iff OPT in query"
+    );
+    let emitted = decoded
+        .to_vec()
+        .unwrap_or_else(|err| panic!("decoded reply does not re-encode: {err}: {decoded:?}"));
+    let reparsed = Message::from_vec(&emitted)
+        .unwrap_or_else(|err| panic!("re-encoded reply does not decode: {err}: {emitted:02x?}"));
+    assert_eq!(
+        reparsed.queries, decoded.queries,
+        "question changed on re-parse"
+    );
+    assert_eq!(
+        reparsed.answers, decoded.answers,
+        "answers changed on re-parse"
+    );
+    assert_eq!(
+        reparsed.authorities, decoded.authorities,
+        "authority changed on re-parse"
+    );
+    assert_eq!(
+        reparsed.additionals, decoded.additionals,
+        "additional changed on re-parse"
+    );
+}
