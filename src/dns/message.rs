@@ -1,7 +1,8 @@
 //! Writing responses: header, echoed question, pre-rendered records, OPT, and truncation.
 
 use super::wire::{
-    EDNS_FLAG_DO, FLAG_AA, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK, Query,
+    ClientSubnet, EDNS_FLAG_DO, FLAG_AA, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK,
+    OPTION_ECS, Query,
 };
 use crate::zone::RRset;
 
@@ -59,8 +60,53 @@ pub struct Response<'b> {
     flags: u16,
     /// Offset just past the echoed question.
     question_end: usize,
-    /// The query's DO bit and our extended rcode, when the query had EDNS.
-    edns: Option<(bool, Rcode)>,
+    /// Our OPT record, when the query had EDNS.
+    edns: Option<EdnsReply>,
+}
+
+/// What our OPT record will say.
+#[derive(Debug, Clone, Copy)]
+struct EdnsReply {
+    /// DO, copied from the query (RFC 3225 section 3).
+    dnssec_ok: bool,
+    /// The full response code (its upper bits go into the OPT record).
+    rcode: Rcode,
+    /// The query's Client Subnet option, echoed with `scope` (RFC 7871 section 7.2.1).
+    ecs: Option<ClientSubnet>,
+    /// SCOPE PREFIX-LENGTH: how much of the client address the answer depends on.
+    scope: u8,
+}
+
+impl EdnsReply {
+    /// Bytes the OPT record takes.
+    fn len(&self) -> usize {
+        11 + self.ecs.map_or(0, |ecs| 8 + ecs.address_bytes().len())
+    }
+
+    /// Appends the OPT record advertising `payload`.
+    fn write(&self, payload: u16, buf: &mut Vec<u8>) {
+        buf.push(0);
+        buf.extend_from_slice(&crate::zone::rtype::OPT.to_be_bytes());
+        buf.extend_from_slice(&payload.to_be_bytes());
+        buf.push((self.rcode as u16 >> 4) as u8);
+        buf.push(0);
+        let flags = if self.dnssec_ok { EDNS_FLAG_DO } else { 0 };
+        buf.extend_from_slice(&flags.to_be_bytes());
+        match &self.ecs {
+            None => buf.extend_from_slice(&[0, 0]),
+            Some(ecs) => {
+                let address = ecs.address_bytes();
+                let option_len = 4 + address.len() as u16;
+                buf.extend_from_slice(&(4 + option_len).to_be_bytes());
+                buf.extend_from_slice(&OPTION_ECS.to_be_bytes());
+                buf.extend_from_slice(&option_len.to_be_bytes());
+                buf.extend_from_slice(&ecs.family.to_be_bytes());
+                buf.push(ecs.source);
+                buf.push(self.scope);
+                buf.extend_from_slice(address);
+            }
+        }
+    }
 }
 
 /// Writes a header-only reply (FORMERR, NOTIMP) to `packet`, which must be 12 bytes or more.
@@ -88,7 +134,12 @@ impl<'b> Response<'b> {
             section: Section::Answer,
             flags: FLAG_QR | (query.flags & FLAG_RD),
             question_end,
-            edns: query.edns.map(|edns| (edns.dnssec_ok, Rcode::NoError)),
+            edns: query.edns.map(|edns| EdnsReply {
+                dnssec_ok: edns.dnssec_ok,
+                rcode: Rcode::NoError,
+                ecs: edns.ecs,
+                scope: 0,
+            }),
         }
     }
 
@@ -100,8 +151,16 @@ impl<'b> Response<'b> {
     /// Sets the response code (BADVERS goes into the OPT record).
     pub fn rcode(&mut self, rcode: Rcode) {
         self.flags = (self.flags & !0xf) | (rcode as u16 & 0xf);
-        if let Some((_, ext)) = &mut self.edns {
-            *ext = rcode;
+        if let Some(edns) = &mut self.edns {
+            edns.rcode = rcode;
+        }
+    }
+
+    /// Sets the ECS SCOPE PREFIX-LENGTH echoed to the client: the prefix length the answer
+    /// depends on (0, the default, for answers that do not depend on the client at all).
+    pub fn ecs_scope(&mut self, scope: u8) {
+        if let Some(edns) = &mut self.edns {
+            edns.scope = scope;
         }
     }
 
@@ -140,7 +199,7 @@ impl<'b> Response<'b> {
         for end in &mut self.ends[section..] {
             *end = self.buf.len();
         }
-        let opt_len = if self.edns.is_some() { 11 } else { 0 };
+        let opt_len = self.edns.as_ref().map_or(0, EdnsReply::len);
         let mut truncated = false;
         if self.buf.len() + opt_len > limit {
             let authority_end = self.ends[Section::Authority as usize];
@@ -155,17 +214,9 @@ impl<'b> Response<'b> {
             }
         }
         let mut additional = self.counts[2];
-        if let Some((dnssec_ok, rcode)) = self.edns {
+        if let Some(edns) = &self.edns {
             additional += 1;
-            self.buf.push(0);
-            self.buf
-                .extend_from_slice(&crate::zone::rtype::OPT.to_be_bytes());
-            self.buf.extend_from_slice(&payload.to_be_bytes());
-            self.buf.push((rcode as u16 >> 4) as u8);
-            self.buf.push(0);
-            let flags = if dnssec_ok { EDNS_FLAG_DO } else { 0 };
-            self.buf.extend_from_slice(&flags.to_be_bytes());
-            self.buf.extend_from_slice(&[0, 0]);
+            edns.write(payload, self.buf);
         }
         self.buf[2..4].copy_from_slice(&self.flags.to_be_bytes());
         self.buf[6..8].copy_from_slice(&self.counts[0].to_be_bytes());

@@ -66,8 +66,75 @@ pub struct Edns {
     pub version: u8,
     /// DNSSEC OK bit.
     pub dnssec_ok: bool,
-    /// Byte range of the Client Subnet option's data inside the packet, when present.
-    pub ecs: Option<(u16, u16)>,
+    /// The Client Subnet option, when present and well-formed.
+    pub ecs: Option<ClientSubnet>,
+}
+
+/// Address family numbers of ECS (RFC 7871 section 6, from the IANA registry).
+pub mod family {
+    /// IPv4.
+    pub const IPV4: u16 = 1;
+    /// IPv6.
+    pub const IPV6: u16 = 2;
+}
+
+/// A validated EDNS Client Subnet option from a query (RFC 7871 section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    /// Address family: [`family::IPV4`] or [`family::IPV6`].
+    pub family: u16,
+    /// SOURCE PREFIX-LENGTH: how many leading bits of `address` are meaningful.
+    pub source: u8,
+    /// The address, left-aligned and zero-padded; bits beyond `source` are zero.
+    pub address: [u8; 16],
+}
+
+impl ClientSubnet {
+    /// ADDRESS as sent: the first ceil(SOURCE / 8) bytes.
+    pub fn address_bytes(&self) -> &[u8] {
+        &self.address[..usize::from(self.source).div_ceil(8)]
+    }
+
+    /// The client network's address as an `IpAddr` (bits beyond SOURCE are zero).
+    pub fn ip(&self) -> std::net::IpAddr {
+        if self.family == family::IPV4 {
+            let [a, b, c, d, ..] = self.address;
+            std::net::IpAddr::from([a, b, c, d])
+        } else {
+            std::net::IpAddr::from(self.address)
+        }
+    }
+}
+
+/// Parses and checks the data of an ECS option; every violation is FORMERR (RFC 7871 7.1).
+fn parse_ecs(data: &[u8]) -> Result<ClientSubnet, Malformed> {
+    let [f0, f1, source, scope, address @ ..] = data else {
+        return Err(Malformed::FormErr);
+    };
+    let family = u16::from_be_bytes([*f0, *f1]);
+    let max = match family {
+        family::IPV4 => 32,
+        family::IPV6 => 128,
+        _ => return Err(Malformed::FormErr),
+    };
+    // SCOPE must be zero in queries; SOURCE within the family; ADDRESS exactly ceil(SOURCE/8).
+    if *scope != 0 || *source > max || address.len() != usize::from(*source).div_ceil(8) {
+        return Err(Malformed::FormErr);
+    }
+    // No bits may be set beyond SOURCE.
+    if let Some(last) = address.last() {
+        let used = *source % 8;
+        if used != 0 && last & (0xff >> used) != 0 {
+            return Err(Malformed::FormErr);
+        }
+    }
+    let mut subnet = ClientSubnet {
+        family,
+        source: *source,
+        address: [0; 16],
+    };
+    subnet.address[..address.len()].copy_from_slice(address);
+    Ok(subnet)
 }
 
 /// A query that parsed: the header fields we need, the question and EDNS.
@@ -254,7 +321,7 @@ fn parse_opt(packet: &[u8], record: &RecordSpan) -> Result<Edns, Malformed> {
             if ecs.is_some() {
                 return Err(Malformed::FormErr);
             }
-            ecs = Some((data as u16, len as u16));
+            ecs = Some(parse_ecs(&packet[data..data + len])?);
         }
         cursor = data + len;
     }
@@ -328,11 +395,69 @@ mod tests {
         assert_eq!(edns.payload, 4096);
         assert_eq!(edns.version, 0);
         assert!(edns.dnssec_ok);
-        let (start, len) = edns.ecs.unwrap();
-        assert_eq!(
-            &packet[usize::from(start)..usize::from(start + len)],
-            &ecs[4..]
-        );
+        let ecs = edns.ecs.unwrap();
+        assert_eq!((ecs.family, ecs.source), (1, 24));
+        assert_eq!(ecs.address_bytes(), [192, 0, 2]);
+        assert_eq!(ecs.ip(), std::net::IpAddr::from([192, 0, 2, 0]));
+    }
+
+    /// `query` with an ECS option whose data is `ecs`.
+    fn with_ecs(ecs: &[u8]) -> Vec<u8> {
+        let mut rdata = vec![0, 8];
+        rdata.extend_from_slice(&(ecs.len() as u16).to_be_bytes());
+        rdata.extend_from_slice(ecs);
+        with_opt(query("a.b", 1), 1232, 0, 0, &rdata)
+    }
+
+    #[test]
+    fn rfc7871_6_valid_ecs_options() {
+        let parse = |ecs: &[u8]| {
+            parse_query(&with_ecs(ecs))
+                .unwrap()
+                .edns
+                .unwrap()
+                .ecs
+                .unwrap()
+        };
+        let v6 = parse(&[0, 2, 56, 0, 0x20, 1, 0x0d, 0xb8, 0, 0, 0]);
+        assert_eq!((v6.family, v6.source), (2, 56));
+        assert_eq!(v6.ip(), "2001:db8::".parse::<std::net::IpAddr>().unwrap());
+        let zero = parse(&[0, 1, 0, 0]);
+        assert_eq!((zero.source, zero.address_bytes()), (0, &[][..]));
+        let odd = parse(&[0, 1, 25, 0, 10, 1, 2, 0x80]);
+        assert_eq!(odd.ip(), std::net::IpAddr::from([10, 1, 2, 128]));
+        let full = parse(&[0, 1, 32, 0, 81, 2, 69, 142]);
+        assert_eq!(full.address_bytes(), [81, 2, 69, 142]);
+    }
+
+    #[test]
+    fn rfc7871_7_1_malformed_ecs_is_formerr() {
+        let formerr = |ecs: &[u8]| {
+            assert_eq!(
+                parse_query(&with_ecs(ecs)).unwrap_err(),
+                Malformed::FormErr,
+                "{ecs:?}"
+            )
+        };
+        formerr(&[0, 1, 24]); // shorter than 4 bytes
+        formerr(&[0, 1, 24, 8, 192, 0, 2]); // SCOPE non-zero in a query
+        formerr(&[0, 3, 8, 0, 10]); // unknown family
+        formerr(&[0, 0, 0, 0]); // family 0
+        formerr(&[0, 1, 33, 0, 1, 2, 3, 4, 5]); // SOURCE above 32
+        formerr(&[
+            0, 2, 129, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+        ]);
+        formerr(&[0, 1, 24, 0, 192, 0]); // ADDRESS shorter than ceil(SOURCE/8)
+        formerr(&[0, 1, 24, 0, 192, 0, 2, 0]); // ADDRESS longer
+        formerr(&[0, 1, 0, 0, 0]); // SOURCE 0 with an address byte
+        formerr(&[0, 1, 23, 0, 192, 0, 3]); // bit set beyond SOURCE
+        formerr(&[0, 1, 25, 0, 10, 1, 2, 0xc0]);
+        // Two ECS options.
+        let mut rdata = vec![0, 8, 0, 4, 0, 1, 0, 0, 0, 8, 0, 4, 0, 1, 0, 0];
+        let packet = with_opt(query("a.b", 1), 1232, 0, 0, &rdata);
+        assert_eq!(parse_query(&packet).unwrap_err(), Malformed::FormErr);
+        rdata.truncate(8);
+        assert!(parse_query(&with_opt(query("a.b", 1), 1232, 0, 0, &rdata)).is_ok());
     }
 
     #[test]

@@ -655,6 +655,102 @@ async fn rfc8906_every_parsable_query_gets_an_answer() {
     }
 }
 
+// ---- EDNS Client Subnet (RFC 7871) ----
+
+/// `name` A with EDNS and an ECS option carrying `ecs` (FAMILY, SOURCE, SCOPE, ADDRESS...).
+fn ecs_query(name: &str, ecs: &[u8]) -> Query {
+    let mut rdata = vec![0, 8];
+    rdata.extend_from_slice(&(ecs.len() as u16).to_be_bytes());
+    rdata.extend_from_slice(ecs);
+    Query {
+        edns: Some((1232, 0, 0, rdata)),
+        ..Query::new(name, qtype::A)
+    }
+}
+
+/// The ECS option of `reply` as (address, SOURCE, SCOPE), if its OPT record has one.
+fn ecs_of(reply: &Reply) -> Option<(std::net::IpAddr, u8, u8)> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match reply
+        .message
+        .edns
+        .as_ref()?
+        .options()
+        .get(EdnsCode::Subnet)?
+    {
+        EdnsOption::Subnet(subnet) => {
+            Some((subnet.addr(), subnet.source_prefix(), subnet.scope_prefix()))
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn rfc7871_7_2_1_ecs_echoed_with_scope_zero_for_static_answers() {
+    let server = TestServer::start().await;
+    let cases: [(&str, &[u8], &str, u8); 4] = [
+        (
+            "www.example.com",
+            &[0, 1, 24, 0, 81, 2, 69],
+            "81.2.69.0",
+            24,
+        ),
+        (
+            "nope.example.com",
+            &[0, 2, 48, 0, 0x2a, 0x02, 0xd1, 0x80, 0, 0],
+            "2a02:d180::",
+            48,
+        ),
+        ("child.example.com", &[0, 1, 0, 0], "0.0.0.0", 0),
+        (
+            "www.example.com",
+            &[0, 1, 25, 0, 10, 1, 2, 0x80],
+            "10.1.2.128",
+            25,
+        ),
+    ];
+    for (name, option, address, source) in cases {
+        for reply in [
+            server.udp(&ecs_query(name, option)).await,
+            server.tcp(&ecs_query(name, option)).await,
+        ] {
+            let echoed = ecs_of(&reply).unwrap_or_else(|| panic!("{name}: ECS echoed"));
+            assert_eq!(echoed, (address.parse().unwrap(), source, 0), "{name}");
+        }
+    }
+    // Exact bytes: FAMILY, SOURCE and ADDRESS unchanged, SCOPE 0, OPT last.
+    let raw = server
+        .udp_raw(&ecs_query("www.example.com", &[0, 1, 20, 0, 81, 2, 64]).build())
+        .await;
+    assert_eq!(raw[raw.len() - 11..], [0, 8, 0, 7, 0, 1, 20, 0, 81, 2, 64]);
+}
+
+#[tokio::test]
+async fn rfc7871_7_2_1_no_ecs_in_reply_without_ecs_in_query() {
+    let reply = udp(&Query::new("www.example.com", qtype::A).edns(1232)).await;
+    assert!(reply.message.edns.is_some());
+    assert_eq!(ecs_of(&reply), None);
+}
+
+#[tokio::test]
+async fn rfc7871_7_1_malformed_ecs_is_formerr() {
+    let server = TestServer::start().await;
+    let bad: [&[u8]; 6] = [
+        &[0, 1, 24],                   // shorter than 4 bytes
+        &[0, 1, 24, 16, 81, 2, 69],    // SCOPE non-zero in a query
+        &[0, 5, 8, 0, 81],             // family neither 1 nor 2
+        &[0, 1, 40, 0, 1, 2, 3, 4, 5], // SOURCE above 32
+        &[0, 1, 24, 0, 81, 2],         // ADDRESS shorter than ceil(SOURCE/8)
+        &[0, 1, 23, 0, 81, 2, 69],     // bits set beyond SOURCE
+    ];
+    for option in bad {
+        let raw = server
+            .udp_raw(&ecs_query("www.example.com", option).build())
+            .await;
+        assert_eq!(u16::from(raw[3] & 0xf), rcode::FORMERR, "{option:?}");
+    }
+}
+
 // ---- TCP (RFC 7766) ----
 
 #[tokio::test]
