@@ -8,9 +8,14 @@
 //! [`raw::RawConfig`] and [`Config`], each with its own validation function.
 
 mod duration;
+mod geo;
 mod raw;
 
 pub use duration::{DurationError, parse_duration};
+pub use geo::{
+    CONTINENTS, GeoConfig, LocationPath, MapConfig, Region, RegionId, ServiceAnswer, ServiceConfig,
+    location_path,
+};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -38,6 +43,14 @@ pub struct Config {
     pub path: PathBuf,
     /// The `[dns]` section.
     pub dns: DnsConfig,
+    /// The `[geo]` section (defaults when absent).
+    pub geo: GeoConfig,
+    /// `[regions.*]`, sorted by name; a [`RegionId`] indexes this.
+    pub regions: Vec<Region>,
+    /// `[maps.*]`, sorted by name.
+    pub maps: Vec<MapConfig>,
+    /// `[services.*]`, sorted by name.
+    pub services: Vec<ServiceConfig>,
 }
 
 /// The `[dns]` section: where and how the authoritative server listens.
@@ -122,9 +135,16 @@ impl Config {
             })?)
             .map_err(|err| source.syntax(err.span().map_or(0, |span| span.start), err.message()))?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
+        let dns = dns_config(&source, base, raw.dns)?;
+        let (geo, regions, maps, services) =
+            geo::geo_sections(&source, base, raw.geo, raw.regions, raw.maps, raw.services)?;
         Ok(Config {
             path: path.to_path_buf(),
-            dns: dns_config(&source, base, raw.dns)?,
+            dns,
+            geo,
+            regions,
+            maps,
+            services,
         })
     }
 }
