@@ -6,6 +6,7 @@
 //! - [`zone`]: master files parsed, checked and pre-rendered into wire-ready record sets.
 //! - [`snapshot`]: the immutable bundle the query path reads, built whole or not at all.
 //! - [`dns`]: wire parsing, the answer engine, and the UDP and TCP serving loops.
+//! - [`geo`]: geo sources and compiled maps for steering by client location.
 //! - [`server`]: binding, starting, reloading and stopping the serving loops.
 //! - [`cli`]: the `meridian` command.
 
@@ -15,6 +16,7 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod geo;
 pub mod server;
 pub mod snapshot;
 pub mod zone;

@@ -7,6 +7,11 @@ use std::process::Command;
 
 use crate::harness::TestServer;
 
+/// Whether external tools and data are required (CI sets `MERIDIAN_REQUIRE_TOOLS=1`).
+pub fn required() -> bool {
+    std::env::var("MERIDIAN_REQUIRE_TOOLS").is_ok_and(|value| value == "1")
+}
+
 /// Whether `tool` can be run; panics if it cannot and tools are required.
 fn have(tool: &str) -> bool {
     let found = Command::new(tool)
@@ -14,7 +19,7 @@ fn have(tool: &str) -> bool {
         .output()
         .is_ok_and(|output| output.status.success());
     if !found {
-        if std::env::var("MERIDIAN_REQUIRE_TOOLS").is_ok_and(|value| value == "1") {
+        if required() {
             panic!(
                 "{tool} is required (MERIDIAN_REQUIRE_TOOLS=1) but not installed: apt-get install knot-dnsutils"
             );

@@ -2,6 +2,7 @@
 
 mod cli;
 mod conformance;
+mod geodata;
 mod harness;
 mod interop;
 mod reload;

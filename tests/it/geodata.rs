@@ -1,0 +1,194 @@
+//! Reading MaxMind's own test databases (`../shared/geodata/`), so we know we read what
+//! MaxMind's writer produces. Skipped with a notice when the files are absent, unless
+//! `MERIDIAN_REQUIRE_TOOLS=1` (CI), where their absence fails.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use meridian::geo::source::{Database, DatabaseKind};
+
+use crate::interop::required;
+
+/// Path of MaxMind test database `name`, or `None` (after a notice) when it is not there.
+fn geodata(name: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/geodata")
+        .join(name);
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        !required(),
+        "{} is required (MERIDIAN_REQUIRE_TOOLS=1) but missing",
+        path.display()
+    );
+    eprintln!("skipping: {} not present", path.display());
+    None
+}
+
+/// One documented row: address, continent, country, subdivision, latitude, longitude.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    f64,
+    f64,
+);
+
+/// The table from `shared/geodata/README.md`.
+const CITY_TABLE: [Row; 14] = [
+    ("81.2.69.142", "EU", "GB", Some("ENG"), 51.5142, -0.0931),
+    ("81.2.69.160", "EU", "GB", Some("ENG"), 51.5142, -0.0931),
+    ("2.125.160.216", "EU", "GB", Some("ENG"), 51.75, -1.25),
+    ("89.160.20.112", "EU", "SE", Some("E"), 58.4167, 15.6167),
+    ("216.160.83.56", "NA", "US", Some("WA"), 47.2513, -122.3149),
+    ("214.78.120.1", "NA", "US", Some("CA"), 32.7405, -117.0935),
+    ("149.101.100.1", "NA", "US", None, 37.751, -97.822),
+    ("175.16.199.1", "AS", "CN", Some("22"), 43.88, 125.3228),
+    ("67.43.156.1", "AS", "BT", None, 27.5, 90.5),
+    ("202.196.224.1", "AS", "PH", None, 13.0, 122.0),
+    ("214.0.0.1", "AS", "SG", None, 1.336, 103.7716),
+    ("214.0.1.1", "OC", "AU", Some("VIC"), -37.8159, 144.9669),
+    ("2001:218::1", "AS", "JP", None, 35.68536, 139.75309),
+    ("2a02:d180::1", "EU", "DE", None, 51.5, 10.5),
+];
+
+/// Checks `name` against the table; returns how many rows it had. Every row must be present
+/// when `complete`; otherwise rows it has must agree.
+fn check_city_table(name: &str, complete: bool) -> Option<usize> {
+    let path = geodata(name)?;
+    let db = Database::open(&path).expect("MaxMind's database opens");
+    assert_eq!(db.kind(), DatabaseKind::Location);
+    let mut found = 0;
+    for (address, continent, country, subdivision, lat, lon) in CITY_TABLE {
+        let addr: IpAddr = address.parse().unwrap();
+        let Some((location, network)) = db.locate(addr).unwrap() else {
+            assert!(!complete, "{name}: {address} not located");
+            continue;
+        };
+        found += 1;
+        assert!(network.contains(&addr), "{network} contains {address}");
+        assert_eq!(
+            location.continent.as_deref(),
+            Some(continent),
+            "{name} {address}"
+        );
+        assert_eq!(
+            location.country.as_deref(),
+            Some(country),
+            "{name} {address}"
+        );
+        assert_eq!(
+            location.subdivision.as_deref(),
+            subdivision,
+            "{name} {address}"
+        );
+        let (got_lat, got_lon) = location.coordinates.expect("City has coordinates");
+        assert!(
+            (got_lat - lat).abs() < 1e-3 && (got_lon - lon).abs() < 1e-3,
+            "{name} {address}: {got_lat},{got_lon}"
+        );
+    }
+    for address in ["1.1.1.1", "8.8.8.8"] {
+        assert!(
+            db.locate(address.parse().unwrap()).unwrap().is_none(),
+            "{address} is not in the test data"
+        );
+    }
+    Some(found)
+}
+
+#[test]
+fn maxmind_city_test_database_matches_its_table() {
+    check_city_table("GeoIP2-City-Test.mmdb", true);
+}
+
+#[test]
+fn maxmind_geolite_city_agrees_where_it_has_data() {
+    if let Some(found) = check_city_table("GeoLite2-City-Test.mmdb", false) {
+        assert!(
+            found >= CITY_TABLE.len() / 2,
+            "GeoLite2 has only {found} of the documented networks"
+        );
+    }
+}
+
+#[test]
+fn maxmind_country_test_database_has_no_coordinates() {
+    let Some(path) = geodata("GeoIP2-Country-Test.mmdb") else {
+        return;
+    };
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.kind(), DatabaseKind::Location);
+    let (location, _) = db.locate("81.2.69.142".parse().unwrap()).unwrap().unwrap();
+    assert_eq!(
+        (location.continent.as_deref(), location.country.as_deref()),
+        (Some("EU"), Some("GB"))
+    );
+    assert_eq!(location.coordinates, None);
+}
+
+#[test]
+fn maxmind_networks_iterate_with_ipv4_mapped_back() {
+    let Some(path) = geodata("GeoIP2-City-Test.mmdb") else {
+        return;
+    };
+    let db = Database::open(&path).unwrap();
+    let mut networks = Vec::new();
+    let locations = db
+        .locations(|network, index| networks.push((network, index)))
+        .unwrap();
+    // Every documented network is visited, IPv4 ones as IPv4, with the documented country.
+    for (network, country) in [
+        ("81.2.69.160/27", "GB"),
+        ("89.160.20.128/25", "SE"),
+        ("2001:218::/32", "JP"),
+    ] {
+        let network: ipnet::IpNet = network.parse().unwrap();
+        let (_, index) = networks
+            .iter()
+            .find(|(seen, _)| *seen == network)
+            .unwrap_or_else(|| panic!("{network} visited"));
+        assert_eq!(
+            locations[*index as usize].country.as_deref(),
+            Some(country),
+            "{network}"
+        );
+    }
+    // Distinct records are decoded once: far fewer locations than networks.
+    assert!(
+        locations.len() < networks.len(),
+        "{} locations for {} networks",
+        locations.len(),
+        networks.len()
+    );
+    assert!(
+        !networks
+            .iter()
+            .any(|(network, _)| network.to_string().starts_with("::ffff:")),
+        "aliases skipped"
+    );
+}
+
+#[test]
+fn maxmind_asn_test_database() {
+    let Some(path) = geodata("GeoLite2-ASN-Test.mmdb") else {
+        return;
+    };
+    let db = Database::open(&path).unwrap();
+    assert_eq!(db.kind(), DatabaseKind::Asn);
+    let mut count = 0;
+    db.asns(|_, asn| {
+        assert!(asn > 0);
+        count += 1;
+    })
+    .unwrap();
+    assert!(count > 0);
+    let found = db.asn("1.128.0.1".parse().unwrap()).unwrap();
+    assert_eq!(
+        found.map(|(asn, _)| asn),
+        Some(1221),
+        "1.128.0.0/11 is AS1221 in MaxMind's test data"
+    );
+}
