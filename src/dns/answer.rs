@@ -4,9 +4,13 @@
 //! no allocation (it writes into the caller's reused buffer). UDP and TCP both call it, so both
 //! give the same answers; they differ only in the size limit.
 
+use std::net::IpAddr;
+
 use super::message::{Owner, Rcode, Response, Section, header_only};
+use super::wire::ClientSubnet;
 use super::wire::{self, HEADER_LEN, MAX_NAME_LEN, Malformed, Query};
-use crate::snapshot::Snapshot;
+use crate::policy::{self, Choice};
+use crate::snapshot::{Service, Snapshot};
 use crate::zone::{Node, RRset, Referral, Zone, ZoneSet, rtype};
 
 /// Class IN.
@@ -43,11 +47,15 @@ pub struct Outcome {
     pub truncated: bool,
 }
 
-/// Answers `packet` from `snapshot` into `out`. `None`: send nothing (RFC 1035 section 4.1.1:
-/// responses and runt packets are dropped).
+/// Answers `packet`, received from `client`, from `snapshot` into `out`. `None`: send nothing
+/// (RFC 1035 section 4.1.1: responses and runt packets are dropped).
+///
+/// `client` is the address the packet came from (the resolver): geo answers use it when the
+/// query carries no usable Client Subnet.
 pub fn respond(
     snapshot: &Snapshot,
     packet: &[u8],
+    client: IpAddr,
     transport: Transport,
     out: &mut Vec<u8>,
 ) -> Option<Outcome> {
@@ -77,7 +85,7 @@ pub fn respond(
         }
     };
     let mut response = Response::new(packet, &query, out);
-    let (rcode, additional_required) = decide(snapshot, &query, transport, &mut response);
+    let (rcode, additional_required) = decide(snapshot, &query, client, transport, &mut response);
     response.rcode(rcode);
     let truncated = response.finish(limit, snapshot.max_udp_payload, additional_required);
     Some(Outcome { rcode, truncated })
@@ -88,6 +96,7 @@ pub fn respond(
 fn decide(
     snapshot: &Snapshot,
     query: &Query,
+    client: IpAddr,
     transport: Transport,
     response: &mut Response<'_>,
 ) -> (Rcode, bool) {
@@ -104,12 +113,33 @@ fn decide(
         rtype::OPT => return (Rcode::FormErr, false),
         _ => {}
     }
+    let client = Client {
+        resolver: client,
+        ecs: query.edns.and_then(|edns| edns.ecs),
+    };
     lookup(
-        &snapshot.zones,
+        snapshot,
         query.qname.as_wire(),
         query.qtype,
+        &client,
         response,
     )
+}
+
+/// Who asked: what geo answers steer by.
+struct Client {
+    /// The address the query came from (the resolver, usually).
+    resolver: IpAddr,
+    /// The query's Client Subnet option, if it had a valid one.
+    ecs: Option<ClientSubnet>,
+}
+
+/// The outcome of answering one name of a (possibly CNAME-chained) lookup.
+enum Step<'s> {
+    /// The response is complete: its rcode, and whether the additional section is required.
+    Done(Rcode, bool),
+    /// A CNAME was written; continue at its target (lowercase wire).
+    Follow(&'s [u8]),
 }
 
 /// Where a name lands in our data.
@@ -198,73 +228,143 @@ fn resolve<'s>(zones: &'s ZoneSet, name: &[u8], qtype: u16) -> Resolution<'s> {
     }
 }
 
-/// Answers `qname`/`qtype` from our zones, following CNAMEs inside them.
-fn lookup(zones: &ZoneSet, qname: &[u8], qtype: u16, response: &mut Response<'_>) -> (Rcode, bool) {
+/// Answers `qname`/`qtype` from our services and zones, following CNAMEs inside them.
+fn lookup(
+    snapshot: &Snapshot,
+    qname: &[u8],
+    qtype: u16,
+    client: &Client,
+    response: &mut Response<'_>,
+) -> (Rcode, bool) {
     let mut name = qname;
     let mut visited: [&[u8]; MAX_CHAIN] = [&[]; MAX_CHAIN];
     for step in 0..=MAX_CHAIN {
-        // The query name is echoed at offset 12; later names in a chain are written in full.
-        let owner_at = |offset: usize| match step {
-            0 => Owner::Pointer((HEADER_LEN + offset) as u16),
-            _ => Owner::Name(&name[offset..]),
+        let next = match answer_name(snapshot, name, step, qtype, client, response) {
+            Step::Done(rcode, additional_required) => return (rcode, additional_required),
+            Step::Follow(target) => target,
         };
-        match resolve(zones, name, qtype) {
-            Resolution::NotOurs if step == 0 => return (Rcode::Refused, false),
-            Resolution::NotOurs => return (Rcode::NoError, false),
-            Resolution::Referral {
-                referral,
-                cut_offset,
-            } if step == 0 => {
-                response.rrset(Section::Authority, owner_at(cut_offset), &referral.ns);
-                for (glue_name, rrset) in &referral.glue {
-                    response.rrset(Section::Additional, Owner::Name(glue_name), rrset);
-                }
-                return (Rcode::NoError, true);
-            }
-            // A chain that runs into delegated space ends there; the resolver follows it.
-            Resolution::Referral { .. } => return (Rcode::NoError, false),
-            Resolution::NxDomain { zone, apex_offset } => {
-                response.authoritative();
-                negative(response, zone, owner_at(apex_offset));
-                return (Rcode::NxDomain, false);
-            }
-            Resolution::Node {
-                zone,
-                apex_offset,
-                node,
-            } => {
-                response.authoritative();
-                let owner = owner_at(0);
-                if qtype == rtype::ANY {
-                    match &node.rrsets[..] {
-                        [] => negative(response, zone, owner_at(apex_offset)),
-                        [only] => response.rrset(Section::Answer, owner, only),
-                        _ => response.record(Section::Answer, owner, &RFC8482_HINFO),
-                    }
-                    return (Rcode::NoError, false);
-                }
-                if let Some(rrset) = node.rrset(qtype) {
-                    response.rrset(Section::Answer, owner, rrset);
-                    return (Rcode::NoError, false);
-                }
-                let (Some(target), Some(cname)) = (&node.cname, node.rrset(rtype::CNAME)) else {
-                    negative(response, zone, owner_at(apex_offset));
-                    return (Rcode::NoError, false);
-                };
-                response.rrset(Section::Answer, owner, cname);
-                // Loops stop at the first repeated name; long chains at MAX_CHAIN.
-                if step == MAX_CHAIN
-                    || target[..] == name[..]
-                    || visited[..step].contains(&&target[..])
-                {
-                    return (Rcode::NoError, false);
-                }
-                visited[step] = name;
-                name = target;
-            }
+        // CNAME queries and ANY stop at the CNAME; loops stop at the first repeated name.
+        if matches!(qtype, rtype::CNAME | rtype::ANY)
+            || step == MAX_CHAIN
+            || next == name
+            || visited[..step].contains(&next)
+        {
+            break;
         }
+        visited[step] = name;
+        name = next;
     }
     (Rcode::NoError, false)
+}
+
+/// Answers one name of a lookup: `step` 0 is the query name, later steps are CNAME targets.
+fn answer_name<'s>(
+    snapshot: &'s Snapshot,
+    name: &'s [u8],
+    step: usize,
+    qtype: u16,
+    client: &Client,
+    response: &mut Response<'_>,
+) -> Step<'s> {
+    // The query name is echoed at offset 12; later names in a chain are written in full.
+    let owner_at = |offset: usize| match step {
+        0 => Owner::Pointer((HEADER_LEN + offset) as u16),
+        _ => Owner::Name(&name[offset..]),
+    };
+    if !snapshot.services.is_empty()
+        && policy::handles(qtype)
+        && let Some(service) = snapshot.services.get(name)
+    {
+        return answer_service(snapshot, service, name, qtype, client, owner_at, response);
+    }
+    match resolve(&snapshot.zones, name, qtype) {
+        Resolution::NotOurs if step == 0 => Step::Done(Rcode::Refused, false),
+        Resolution::NotOurs => Step::Done(Rcode::NoError, false),
+        Resolution::Referral {
+            referral,
+            cut_offset,
+        } if step == 0 => {
+            response.rrset(Section::Authority, owner_at(cut_offset), &referral.ns);
+            for (glue_name, rrset) in &referral.glue {
+                response.rrset(Section::Additional, Owner::Name(glue_name), rrset);
+            }
+            Step::Done(Rcode::NoError, true)
+        }
+        // A chain that runs into delegated space ends there; the resolver follows it.
+        Resolution::Referral { .. } => Step::Done(Rcode::NoError, false),
+        // A service name exists even when no static record does: other types are NODATA.
+        Resolution::NxDomain { zone, apex_offset } if snapshot.services.contains_key(name) => {
+            response.authoritative();
+            negative(response, zone, owner_at(apex_offset));
+            Step::Done(Rcode::NoError, false)
+        }
+        Resolution::NxDomain { zone, apex_offset } => {
+            response.authoritative();
+            negative(response, zone, owner_at(apex_offset));
+            Step::Done(Rcode::NxDomain, false)
+        }
+        Resolution::Node {
+            zone,
+            apex_offset,
+            node,
+        } => {
+            response.authoritative();
+            let owner = owner_at(0);
+            if qtype == rtype::ANY {
+                match &node.rrsets[..] {
+                    [] => negative(response, zone, owner_at(apex_offset)),
+                    [only] => response.rrset(Section::Answer, owner, only),
+                    _ => response.record(Section::Answer, owner, &RFC8482_HINFO),
+                }
+                return Step::Done(Rcode::NoError, false);
+            }
+            if let Some(rrset) = node.rrset(qtype) {
+                response.rrset(Section::Answer, owner, rrset);
+                return Step::Done(Rcode::NoError, false);
+            }
+            let (Some(target), Some(cname)) = (&node.cname, node.rrset(rtype::CNAME)) else {
+                negative(response, zone, owner_at(apex_offset));
+                return Step::Done(Rcode::NoError, false);
+            };
+            response.rrset(Section::Answer, owner, cname);
+            Step::Follow(target)
+        }
+    }
+}
+
+/// Answers a GSLB name: the client's ordered regions from the service's map, the first region
+/// with records of the type, and the ECS scope the choice depends on.
+fn answer_service<'s>(
+    snapshot: &'s Snapshot,
+    service: &'s Service,
+    name: &[u8],
+    qtype: u16,
+    client: &Client,
+    owner_at: impl Fn(usize) -> Owner<'s>,
+    response: &mut Response<'_>,
+) -> Step<'s> {
+    let (candidates, scope) =
+        snapshot
+            .geo
+            .locate(service.map, client.resolver, client.ecs.as_ref());
+    response.ecs_scope(scope);
+    response.authoritative();
+    match policy::select(&service.records, candidates, qtype) {
+        Some((_, Choice::Records(rrset))) => {
+            response.rrset(Section::Answer, owner_at(0), rrset);
+            Step::Done(Rcode::NoError, false)
+        }
+        Some((_, Choice::Cname(rrset, target))) => {
+            response.rrset(Section::Answer, owner_at(0), rrset);
+            Step::Follow(target)
+        }
+        None => {
+            if let Some((zone, apex_offset)) = snapshot.zones.find(name) {
+                negative(response, zone, owner_at(apex_offset));
+            }
+            Step::Done(Rcode::NoError, false)
+        }
+    }
 }
 
 /// Writes the SOA of `zone` into the authority section of a negative answer (RFC 2308).

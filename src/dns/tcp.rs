@@ -2,6 +2,7 @@
 //! connection limit, one task per connection so a slow client never blocks another.
 
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,7 +55,7 @@ pub async fn serve(
         let snapshot = Arc::clone(&snapshot);
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection(stream, &snapshot, settings, shutdown).await {
+            if let Err(err) = connection(stream, peer.ip(), &snapshot, settings, shutdown).await {
                 tracing::debug!(%peer, ?err, "tcp connection ended with an error");
             }
             drop(permit);
@@ -67,6 +68,7 @@ pub async fn serve(
 /// always answered first.
 async fn connection(
     stream: TcpStream,
+    peer: IpAddr,
     snapshot: &ArcSwap<Snapshot>,
     settings: TcpSettings,
     mut shutdown: watch::Receiver<bool>,
@@ -97,7 +99,7 @@ async fn connection(
         }
         let answered = {
             let current = snapshot.load();
-            respond(&current, &query, Transport::Tcp, &mut out).is_some()
+            respond(&current, &query, peer, Transport::Tcp, &mut out).is_some()
         };
         if answered {
             writer.write_u16(out.len() as u16).await?;

@@ -6,7 +6,7 @@
 //! one address by flow hash.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -160,12 +160,16 @@ fn serve(socket: &UdpSocket, snapshot: &ArcSwap<Snapshot>, stop: &AtomicBool) {
         let current = snapshot.load();
         let mut answered = 0;
         for index in 0..received {
+            let Some(peer) = batch.peers[index].as_ref().and_then(peer_ip) else {
+                batch.lens[index] = None;
+                continue;
+            };
             let Some(len) = batch.lens[index] else {
                 continue;
             };
             let packet = &batch.packets[index][..len];
             let reply = &mut batch.replies[index];
-            if respond(&current, packet, Transport::Udp, reply).is_none() {
+            if respond(&current, packet, peer, Transport::Udp, reply).is_none() {
                 batch.lens[index] = None;
                 continue;
             }
@@ -176,6 +180,14 @@ fn serve(socket: &UdpSocket, snapshot: &ArcSwap<Snapshot>, stop: &AtomicBool) {
             send(fd, &mut batch, received);
         }
     }
+}
+
+/// The IP address of a datagram's sender.
+fn peer_ip(peer: &SockaddrStorage) -> Option<IpAddr> {
+    if let Some(v4) = peer.as_sockaddr_in() {
+        return Some(IpAddr::V4(v4.ip()));
+    }
+    peer.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
 }
 
 /// Receives up to `BATCH` datagrams; fills `lens` and `peers`; returns how many slots were used.

@@ -117,7 +117,7 @@ pub struct RRset {
 
 impl RRset {
     /// Pre-renders `records` (all of one type; duplicates already removed) with TTL `ttl`.
-    fn render(rtype: u16, ttl: u32, records: &[&RData]) -> RRset {
+    pub fn render(rtype: u16, ttl: u32, records: &[&RData]) -> RRset {
         let mut wire = Vec::new();
         for rdata in records {
             wire.extend_from_slice(&rtype.to_be_bytes());
@@ -216,6 +216,8 @@ pub struct Zone {
     has_cuts: bool,
     /// Number of records served.
     records: usize,
+    /// The master file it was read from, for errors found after loading.
+    file: std::path::PathBuf,
 }
 
 impl Zone {
@@ -347,6 +349,7 @@ impl Zone {
                 serial,
                 has_cuts,
                 records: count,
+                file: file.to_path_buf(),
             },
             warnings,
         ))
@@ -365,6 +368,11 @@ impl Zone {
     /// The SOA serial.
     pub fn serial(&self) -> u32 {
         self.serial
+    }
+
+    /// The master file the zone was read from.
+    pub fn file(&self) -> &std::path::Path {
+        &self.file
     }
 
     /// How many records the zone serves.

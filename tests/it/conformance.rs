@@ -658,7 +658,7 @@ async fn rfc8906_every_parsable_query_gets_an_answer() {
 // ---- EDNS Client Subnet (RFC 7871) ----
 
 /// `name` A with EDNS and an ECS option carrying `ecs` (FAMILY, SOURCE, SCOPE, ADDRESS...).
-fn ecs_query(name: &str, ecs: &[u8]) -> Query {
+pub fn ecs_query(name: &str, ecs: &[u8]) -> Query {
     let mut rdata = vec![0, 8];
     rdata.extend_from_slice(&(ecs.len() as u16).to_be_bytes());
     rdata.extend_from_slice(ecs);
@@ -669,7 +669,7 @@ fn ecs_query(name: &str, ecs: &[u8]) -> Query {
 }
 
 /// The ECS option of `reply` as (address, SOURCE, SCOPE), if its OPT record has one.
-fn ecs_of(reply: &Reply) -> Option<(std::net::IpAddr, u8, u8)> {
+pub fn ecs_of(reply: &Reply) -> Option<(std::net::IpAddr, u8, u8)> {
     use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
     match reply
         .message

@@ -44,6 +44,17 @@ impl TestServer {
 
     /// Starts a server for `zones` (origin, text), with `extra` lines added to `[dns]`.
     pub async fn with(zones: &[(String, String)], extra: &str) -> TestServer {
+        TestServer::custom(zones, extra, "", &[]).await
+    }
+
+    /// Starts a server for `zones`, with `extra` lines added to `[dns]`, `sections` appended to
+    /// the config, and `files` (name, contents) written beside it.
+    pub async fn custom(
+        zones: &[(String, String)],
+        extra: &str,
+        sections: &str,
+        files: &[(&str, &[u8])],
+    ) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
         for (origin, text) in zones {
@@ -53,9 +64,14 @@ impl TestServer {
             )
             .expect("write zone");
         }
+        for (name, contents) in files {
+            std::fs::write(dir.path().join(name), contents).expect("write file");
+        }
         std::fs::write(
             dir.path().join("meridian.toml"),
-            format!("[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\nudp_workers = 2\n{extra}\n"),
+            format!(
+                "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\nudp_workers = 2\n{extra}\n{sections}\n"
+            ),
         )
         .expect("write config");
         let loaded = snapshot::load(&dir.path().join("meridian.toml")).expect("test config loads");

@@ -2,6 +2,7 @@
 
 mod cli;
 mod conformance;
+mod geo;
 mod geodata;
 mod harness;
 mod interop;

@@ -1,0 +1,298 @@
+//! Geo answers end to end: maps compiled from nets overrides (no database needed), ECS rules
+//! (RFC 7871) with scopes from merged prefixes, and the policy's choice of region.
+
+use crate::conformance::{ecs_of, ecs_query};
+use crate::harness::{Query, Reply, TestServer, qtype, rcode};
+
+/// The zone the GSLB names live in.
+const GEO_TEST: &str = "$ORIGIN geo.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 900 1209600 60\n@ NS ns\n\
+ns A 192.0.2.1\nwww TXT \"static text beside the service\"\nalias CNAME www\n";
+
+/// Regions, one map and one service; `extra` is added to `[geo]`.
+fn sections(extra: &str) -> String {
+    format!(
+        r#"
+[geo]
+nets = "nets.csv"
+{extra}
+
+[regions.us-east]
+location = [39.0, -77.5]
+[regions.eu-west]
+location = [53.35, -6.26]
+[regions.ap-south]
+location = [19.07, 72.88]
+
+[maps.world]
+default = ["us-east", "eu-west", "ap-south"]
+
+[services."www.geo.test"]
+map = "world"
+ttl = 30
+answers.us-east = ["192.0.2.10", "2001:db8::10"]
+answers.eu-west = ["192.0.2.20"]
+answers.ap-south = ["192.0.2.30"]
+
+[services."edge.geo.test"]
+map = "world"
+answers.us-east = ["192.0.2.11"]
+answers.ap-south = {{ cname = "ap.lb.example.net." }}
+"#
+    )
+}
+
+/// Overrides: a London /24 to Europe, a Chinese /24 to Asia, a German IPv6 /29 to Europe.
+const NETS: &str =
+    "81.2.69.0/24,eu-west us-east\n175.16.199.0/24,ap-south us-east\n2a02:d180::/29,eu-west\n";
+
+/// A server for geo.test with the geo sections; `extra` goes into `[geo]`.
+async fn server(extra: &str) -> TestServer {
+    TestServer::custom(
+        &[("geo.test".to_string(), GEO_TEST.to_string())],
+        "",
+        &sections(extra),
+        &[("nets.csv", NETS.as_bytes())],
+    )
+    .await
+}
+
+/// The answer lines and ECS (address, source, scope) of `name` `qtype` with ECS data `ecs`.
+async fn ask(
+    server: &TestServer,
+    name: &str,
+    qtype: u16,
+    ecs: &[u8],
+) -> (Vec<String>, Option<(std::net::IpAddr, u8, u8)>) {
+    let query = Query {
+        qtype,
+        ..ecs_query(name, ecs)
+    };
+    let reply = server.udp(&query).await;
+    assert_eq!(reply.rcode(), rcode::NOERROR, "{name}");
+    assert!(reply.aa(), "{name}");
+    (reply.answers(), ecs_of(&reply))
+}
+
+#[tokio::test]
+async fn rfc7871_ecs_steers_to_the_mapped_region_with_the_merged_scope() {
+    let server = server("").await;
+    let (answers, ecs) = ask(&server, "www.geo.test", qtype::A, &[0, 1, 24, 0, 81, 2, 69]).await;
+    assert_eq!(answers, ["www.geo.test. 30 IN A 192.0.2.20"]);
+    assert_eq!(ecs, Some(("81.2.69.0".parse().unwrap(), 24, 24)));
+    // A longer source inside the same /24: the answer depends on the /24 only.
+    let (answers, ecs) = ask(
+        &server,
+        "www.geo.test",
+        qtype::A,
+        &[0, 1, 25, 0, 81, 2, 69, 128],
+    )
+    .await;
+    assert_eq!(answers, ["www.geo.test. 30 IN A 192.0.2.20"]);
+    assert_eq!(
+        ecs.map(|(_, source, scope)| (source, scope)),
+        Some((25, 24))
+    );
+    // Outside every override: the default region, and the widest prefix that shares it.
+    let (answers, ecs) = ask(&server, "www.geo.test", qtype::A, &[0, 1, 24, 0, 8, 8, 8]).await;
+    assert_eq!(answers, ["www.geo.test. 30 IN A 192.0.2.10"]);
+    assert_eq!(
+        ecs.map(|(_, _, scope)| scope),
+        Some(2),
+        "0.0.0.0/2 holds no override"
+    );
+    // IPv6.
+    let ecs6 = [0, 2, 48, 0, 0x2a, 0x02, 0xd1, 0x80, 0, 0];
+    let (answers, ecs) = ask(&server, "www.geo.test", qtype::A, &ecs6).await;
+    assert_eq!(answers, ["www.geo.test. 30 IN A 192.0.2.20"]);
+    assert_eq!(
+        ecs.map(|(_, source, scope)| (source, scope)),
+        Some((48, 29))
+    );
+}
+
+#[tokio::test]
+async fn first_region_with_the_type_answers() {
+    let server = server("").await;
+    // eu-west has no IPv6 address: its clients get us-east's AAAA, next in their list.
+    let (answers, ecs) = ask(
+        &server,
+        "www.geo.test",
+        qtype::AAAA,
+        &[0, 1, 24, 0, 81, 2, 69],
+    )
+    .await;
+    assert_eq!(answers, ["www.geo.test. 30 IN AAAA 2001:db8::10"]);
+    assert_eq!(ecs.map(|(_, _, scope)| scope), Some(24));
+    // ap-south answers edge.geo.test with a CNAME, for every type.
+    for qtype in [qtype::A, qtype::AAAA, qtype::CNAME] {
+        let (answers, _) = ask(
+            &server,
+            "edge.geo.test",
+            qtype,
+            &[0, 1, 24, 0, 175, 16, 199],
+        )
+        .await;
+        assert_eq!(
+            answers,
+            ["edge.geo.test. 30 IN CNAME ap.lb.example.net."],
+            "qtype {qtype}"
+        );
+    }
+    // Regions without answers are skipped: eu-west's clients get us-east for edge.geo.test.
+    let (answers, _) = ask(
+        &server,
+        "edge.geo.test",
+        qtype::A,
+        &[0, 1, 24, 0, 81, 2, 69],
+    )
+    .await;
+    assert_eq!(answers, ["edge.geo.test. 30 IN A 192.0.2.11"]);
+    // A service name with no record of the type: NODATA, not NXDOMAIN.
+    let (answers, _) = ask(
+        &server,
+        "edge.geo.test",
+        qtype::TXT,
+        &[0, 1, 24, 0, 81, 2, 69],
+    )
+    .await;
+    assert!(answers.is_empty());
+}
+
+#[tokio::test]
+async fn other_types_come_from_the_zone_with_scope_zero() {
+    let server = server("").await;
+    let (answers, ecs) = ask(
+        &server,
+        "www.geo.test",
+        qtype::TXT,
+        &[0, 1, 24, 0, 81, 2, 69],
+    )
+    .await;
+    assert_eq!(
+        answers,
+        ["www.geo.test. 300 IN TXT static text beside the service"]
+    );
+    assert_eq!(
+        ecs.map(|(_, _, scope)| scope),
+        Some(0),
+        "static data does not depend on the client"
+    );
+    let (answers, _) = ask(
+        &server,
+        "www.geo.test",
+        qtype::MX,
+        &[0, 1, 24, 0, 81, 2, 69],
+    )
+    .await;
+    assert!(answers.is_empty(), "NODATA");
+}
+
+#[tokio::test]
+async fn cname_chain_into_a_service_is_steered() {
+    let server = server("").await;
+    let (answers, ecs) = ask(
+        &server,
+        "alias.geo.test",
+        qtype::A,
+        &[0, 1, 24, 0, 81, 2, 69],
+    )
+    .await;
+    assert_eq!(
+        answers,
+        [
+            "alias.geo.test. 300 IN CNAME www.geo.test.",
+            "www.geo.test. 30 IN A 192.0.2.20"
+        ]
+    );
+    assert_eq!(ecs.map(|(_, _, scope)| scope), Some(24));
+}
+
+#[tokio::test]
+async fn rfc7871_7_1_2_unusable_ecs_falls_back_to_the_resolver_address() {
+    let server = server("").await;
+    // The resolver is 127.0.0.1, which no override covers: default region, scope 0.
+    for ecs in [
+        &[0u8, 1, 0, 0][..],
+        &[0, 1, 8, 0, 10],
+        &[0, 1, 16, 0, 192, 168],
+        &[0, 2, 7, 0, 0xfc],
+    ] {
+        let (answers, echoed) = ask(&server, "www.geo.test", qtype::A, ecs).await;
+        assert_eq!(answers, ["www.geo.test. 30 IN A 192.0.2.10"], "{ecs:?}");
+        assert_eq!(echoed.map(|(_, _, scope)| scope), Some(0), "{ecs:?}");
+    }
+    // No ECS in the query: none in the reply.
+    let reply = server
+        .udp(&Query::new("www.geo.test", qtype::A).edns(1232))
+        .await;
+    assert_eq!(reply.answers(), ["www.geo.test. 30 IN A 192.0.2.10"]);
+    assert_eq!(ecs_of(&reply), None);
+    let reply: Reply = server.udp(&Query::new("www.geo.test", qtype::A)).await;
+    assert_eq!(reply.answers().len(), 1);
+}
+
+#[tokio::test]
+async fn ecs_can_be_turned_off() {
+    let server = server("ecs = false").await;
+    let (answers, ecs) = ask(&server, "www.geo.test", qtype::A, &[0, 1, 24, 0, 81, 2, 69]).await;
+    assert_eq!(
+        answers,
+        ["www.geo.test. 30 IN A 192.0.2.10"],
+        "steered by the resolver address"
+    );
+    assert_eq!(ecs.map(|(_, _, scope)| scope), Some(0));
+}
+
+#[tokio::test]
+async fn ecs_sources_longer_than_the_cap_are_truncated() {
+    let server = server("ecs_max_source_v4 = 16").await;
+    // 81.2.69.0/24 is looked up as 81.2.0.0/16: not in the override, and the answer holds for
+    // 81.2.0.0/18, the widest prefix around 81.2.0.0 without an override.
+    let (answers, ecs) = ask(&server, "www.geo.test", qtype::A, &[0, 1, 24, 0, 81, 2, 69]).await;
+    assert_eq!(answers, ["www.geo.test. 30 IN A 192.0.2.10"]);
+    assert_eq!(ecs.map(|(_, _, scope)| scope), Some(18));
+}
+
+#[test]
+fn services_must_fit_the_zones() {
+    use meridian::snapshot::load;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    let zone = format!("{GEO_TEST}api A 192.0.2.99\n");
+    std::fs::write(dir.path().join("zones/geo.test.zone"), &zone).unwrap();
+    std::fs::write(dir.path().join("nets.csv"), NETS).unwrap();
+    let config = dir.path().join("meridian.toml");
+    let write = |service: &str| {
+        let text = format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\n{}\n[services.\"{service}\"]\nmap = \"world\"\nanswers.us-east = [\"192.0.2.1\"]\n",
+            sections("")
+        );
+        std::fs::write(&config, &text).unwrap();
+        text.lines()
+            .position(|line| line.contains(&format!("[services.\"{service}\"]")))
+            .unwrap()
+            + 1
+    };
+    let line = write("api.geo.test");
+    let err = load(&config).unwrap_err().to_string();
+    let zone_line = zone.lines().count();
+    assert_eq!(
+        err,
+        format!(
+            "{}:{line}: service api.geo.test. clashes with the static A record at {}:{zone_line}: a GSLB name owns \
+             its A, AAAA and CNAME records (and, when it answers with a CNAME, the whole name); remove one of the two",
+            config.display(),
+            dir.path().join("zones/geo.test.zone").display()
+        )
+    );
+    let line = write("www.elsewhere.test");
+    let err = load(&config).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:{line}: service www.elsewhere.test. is not inside any served zone: add its zone to dns.zones_dir or \
+             rename the service",
+            config.display()
+        )
+    );
+}
