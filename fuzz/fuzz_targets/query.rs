@@ -51,6 +51,9 @@ fn zone(origin: &str, text: &str) -> Zone {
         .0
 }
 
+/// The resolver address every input comes from.
+const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 53));
+
 /// The snapshot every input is answered from, built once.
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let zones = vec![
@@ -64,7 +67,7 @@ static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
 fuzz_target!(|packet: &[u8]| {
     let mut out = Vec::new();
     for transport in [Transport::Udp, Transport::Tcp] {
-        let outcome = respond(&SNAPSHOT, packet, transport, &mut out);
+        let outcome = respond(&SNAPSHOT, packet, CLIENT, transport, &mut out);
         check(packet, transport, outcome, &out);
     }
 });
