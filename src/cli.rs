@@ -34,6 +34,25 @@ enum Command {
     },
     /// Print the version.
     Version,
+    /// Geo data tools.
+    Geo {
+        /// What to do.
+        #[command(subcommand)]
+        command: GeoCommand,
+    },
+}
+
+/// `meridian geo ...`.
+#[derive(Debug, Subcommand)]
+enum GeoCommand {
+    /// Show where an address is and what every map gives it, exactly as queries see it.
+    Lookup {
+        /// The client address (as a resolver's address, or an ECS address).
+        address: std::net::IpAddr,
+        /// The configuration file.
+        #[arg(long, short, default_value = "meridian.toml")]
+        config: PathBuf,
+    },
 }
 
 /// Runs the command line; the process exit code is the result.
@@ -46,7 +65,105 @@ pub fn main() -> ExitCode {
             println!("meridian {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Command::Geo {
+            command: GeoCommand::Lookup { address, config },
+        } => geo_lookup(address, &config),
     }
+}
+
+/// `meridian geo lookup`: the location databases' view of `address` and each map's answer.
+fn geo_lookup(address: std::net::IpAddr, path: &Path) -> ExitCode {
+    let loaded = match snapshot::load(path) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            for line in err.lines() {
+                eprintln!("{line}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match describe_address(&loaded, address) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What `geo lookup` prints for `address`.
+pub fn describe_address(
+    loaded: &Loaded,
+    address: std::net::IpAddr,
+) -> Result<String, crate::geo::source::GeoError> {
+    use std::fmt::Write;
+
+    use crate::geo::source::{Database, DatabaseKind};
+
+    let mut text = format!("{address}\n");
+    for path in &loaded.config.geo.databases {
+        let db = Database::open(path)?;
+        let file = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        );
+        match db.kind() {
+            DatabaseKind::Location => match db.locate(address)? {
+                Some((location, network)) => {
+                    let parts: Vec<&str> = [
+                        &location.continent,
+                        &location.country,
+                        &location.subdivision,
+                        &location.city,
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .map(|part| &**part)
+                    .collect();
+                    let coordinates = location
+                        .coordinates
+                        .map_or_else(String::new, |(lat, lon)| format!(", {lat:.2},{lon:.2}"));
+                    let _ = writeln!(
+                        text,
+                        "  location: {}{coordinates} ({file}, network {network})",
+                        parts.join(" / ")
+                    );
+                }
+                None => {
+                    let _ = writeln!(text, "  location: unknown ({file} has no data for it)");
+                }
+            },
+            DatabaseKind::Asn => match db.asn(address)? {
+                Some((asn, network)) => {
+                    let _ = writeln!(text, "  asn: AS{asn} ({file}, network {network})");
+                }
+                None => {
+                    let _ = writeln!(text, "  asn: unknown ({file} has no data for it)");
+                }
+            },
+        }
+    }
+    let geo = &loaded.snapshot.geo;
+    for map in geo.maps.iter() {
+        let (index, scope) = map.table.lookup(address);
+        let regions: Vec<&str> = map.lists[index as usize]
+            .iter()
+            .map(|&region| loaded.config.regions[usize::from(region)].name.as_str())
+            .collect();
+        let _ = writeln!(
+            text,
+            "  map {}: [{}]; scope /{scope}",
+            map.name,
+            regions.join(", ")
+        );
+    }
+    if geo.maps.is_empty() {
+        let _ = writeln!(text, "  no maps configured");
+    }
+    Ok(text)
 }
 
 /// `meridian check`: loads like `serve`, prints warnings and errors as `file:line: message`.

@@ -242,3 +242,52 @@ async fn serve_reloads_on_sighup_and_exits_zero_on_sigterm() {
     );
     assert!(status.1.contains("reload failed"), "{}", status.1);
 }
+
+#[test]
+fn geo_lookup_shows_each_map_and_scope() {
+    use crate::geo::{GEO_TEST, NETS, sections};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/geo.test.zone"), GEO_TEST).unwrap();
+    std::fs::write(dir.path().join("nets.csv"), NETS).unwrap();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\n{}",
+            sections("")
+        ),
+    )
+    .unwrap();
+    let lookup = |address: &str| {
+        let output = meridian()
+            .args(["geo", "lookup", address, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert_eq!(
+        lookup("81.2.69.142"),
+        "81.2.69.142\n  map world: [eu-west, us-east]; scope /24\n"
+    );
+    assert_eq!(
+        lookup("8.8.8.8"),
+        "8.8.8.8\n  map world: [us-east, eu-west, ap-south]; scope /2\n"
+    );
+    assert_eq!(
+        lookup("2a02:d180::1"),
+        "2a02:d180::1\n  map world: [eu-west]; scope /29\n"
+    );
+    let output = meridian()
+        .args(["geo", "lookup", "not-an-ip", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "clap rejects a bad address");
+}

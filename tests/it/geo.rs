@@ -5,11 +5,11 @@ use crate::conformance::{ecs_of, ecs_query};
 use crate::harness::{Query, Reply, TestServer, qtype, rcode};
 
 /// The zone the GSLB names live in.
-const GEO_TEST: &str = "$ORIGIN geo.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 900 1209600 60\n@ NS ns\n\
+pub const GEO_TEST: &str = "$ORIGIN geo.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 900 1209600 60\n@ NS ns\n\
 ns A 192.0.2.1\nwww TXT \"static text beside the service\"\nalias CNAME www\n";
 
 /// Regions, one map and one service; `extra` is added to `[geo]`.
-fn sections(extra: &str) -> String {
+pub fn sections(extra: &str) -> String {
     format!(
         r#"
 [geo]
@@ -42,7 +42,7 @@ answers.ap-south = {{ cname = "ap.lb.example.net." }}
 }
 
 /// Overrides: a London /24 to Europe, a Chinese /24 to Asia, a German IPv6 /29 to Europe.
-const NETS: &str =
+pub const NETS: &str =
     "81.2.69.0/24,eu-west us-east\n175.16.199.0/24,ap-south us-east\n2a02:d180::/29,eu-west\n";
 
 /// A server for geo.test with the geo sections; `extra` goes into `[geo]`.

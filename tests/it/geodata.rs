@@ -192,3 +192,95 @@ fn maxmind_asn_test_database() {
         "1.128.0.0/11 is AS1221 in MaxMind's test data"
     );
 }
+
+#[test]
+fn maps_compiled_from_maxmind_city_data() {
+    use meridian::snapshot::load;
+    let Some(city) = geodata("GeoIP2-City-Test.mmdb") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/geo.test.zone"), crate::geo::GEO_TEST).unwrap();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[dns]
+listen = ["127.0.0.1:0"]
+zones_dir = "zones"
+[geo]
+databases = [{city:?}]
+[regions.us-east]
+location = [39.0, -77.5]
+[regions.us-west]
+location = [45.6, -121.2]
+[regions.eu-west]
+location = [53.35, -6.26]
+[regions.ap-south]
+location = [19.07, 72.88]
+[maps.world]
+default = ["us-east", "eu-west", "ap-south", "us-west"]
+"EU" = ["eu-west", "us-east"]
+"EU/SE" = ["eu-west"]
+"NA/US/WA" = ["us-west", "us-east"]
+auto = true
+"#
+        ),
+    )
+    .unwrap();
+    let loaded = load(&config).expect("config with MaxMind's City database loads");
+    let map = &loaded.snapshot.geo.maps[0];
+    let regions = |address: &str| -> Vec<&str> {
+        let (index, _) = map.table.lookup(address.parse().unwrap());
+        map.lists[index as usize]
+            .iter()
+            .map(|&id| loaded.config.regions[usize::from(id)].name.as_str())
+            .collect()
+    };
+    // Location paths: the most specific match wins.
+    assert_eq!(regions("81.2.69.142"), ["eu-west", "us-east"], "EU (GB)");
+    assert_eq!(regions("89.160.20.112"), ["eu-west"], "EU/SE");
+    assert_eq!(regions("216.160.83.56"), ["us-west", "us-east"], "NA/US/WA");
+    // No path matches: regions by distance from Changchun, Bhutan and California.
+    // (Haversine distances checked independently: Changchun 5569, 8104, 8262, 10518 km;
+    // Bhutan 2026, 8012, 11278, 12516 km; San Diego 1473, 3606, 8363, 14157 km.)
+    assert_eq!(
+        regions("175.16.199.1"),
+        ["ap-south", "us-west", "eu-west", "us-east"]
+    );
+    assert_eq!(
+        regions("67.43.156.1"),
+        ["ap-south", "eu-west", "us-west", "us-east"]
+    );
+    assert_eq!(
+        regions("214.78.120.1"),
+        ["us-west", "us-east", "eu-west", "ap-south"]
+    );
+    // Not in the database: the default.
+    assert_eq!(
+        regions("1.1.1.1"),
+        ["us-east", "eu-west", "ap-south", "us-west"]
+    );
+    // IPv6 networks too.
+    assert_eq!(regions("2a02:d180::1"), ["eu-west", "us-east"]);
+    // The scope never covers an address that gets another answer.
+    for address in [
+        "81.2.69.142",
+        "89.160.20.112",
+        "216.160.83.56",
+        "175.16.199.1",
+    ] {
+        let ip: IpAddr = address.parse().unwrap();
+        let (index, scope) = map.table.lookup(ip);
+        let network = ipnet::IpNet::new(ip, scope).unwrap().trunc();
+        for probe in [network.network(), network.broadcast()] {
+            assert_eq!(
+                map.table.lookup(probe).0,
+                index,
+                "{probe} shares {address}'s answer within /{scope}"
+            );
+        }
+    }
+    assert!(loaded.geo_report.location_networks > 0);
+}
