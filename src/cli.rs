@@ -176,13 +176,25 @@ fn check(path: &Path) -> ExitCode {
             let zones = &loaded.snapshot.zones;
             let records: usize = zones.iter().map(|zone| zone.record_count()).sum();
             println!(
-                "{}: ok: {} zone{}, {records} records, {} warning{}",
+                "{}: ok: {} zone{}, {records} records, {} service{}, {} warning{}",
                 path.display(),
                 zones.len(),
                 plural(zones.len()),
+                loaded.snapshot.services.len(),
+                plural(loaded.snapshot.services.len()),
                 loaded.warnings.len(),
                 plural(loaded.warnings.len()),
             );
+            let report = &loaded.geo_report;
+            for (name, leaves, bytes) in &report.maps {
+                println!(
+                    "map {name}: {leaves} prefixes, {} KiB (from {} located networks, {} ASN networks, {} nets rules)",
+                    bytes.div_ceil(1024),
+                    report.location_networks,
+                    report.asn_networks,
+                    report.nets_rules
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {

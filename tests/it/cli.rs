@@ -285,6 +285,21 @@ fn geo_lookup_shows_each_map_and_scope() {
         "2a02:d180::1\n  map world: [eu-west]; scope /29\n"
     );
     let output = meridian()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("ok: 1 zone, 5 records, 2 services, 0 warnings"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(from 0 located networks, 0 ASN networks, 3 nets rules)"),
+        "{stdout}"
+    );
+    let output = meridian()
         .args(["geo", "lookup", "not-an-ip", "--config"])
         .arg(&config)
         .output()
