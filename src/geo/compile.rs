@@ -394,3 +394,253 @@ pub fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let a = (dphi / 2.0).sin().powi(2) + phi1.cos() * phi2.cos() * (dlambda / 2.0).sin().powi(2);
     2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::location_path;
+
+    /// Regions a, b, c with locations (a: Dublin, b: Virginia, c: Mumbai).
+    fn regions() -> Vec<Region> {
+        [("a", 53.35, -6.26), ("b", 39.0, -77.5), ("c", 19.07, 72.88)]
+            .into_iter()
+            .map(|(name, lat, lon)| Region {
+                name: name.into(),
+                location: Some((lat, lon)),
+            })
+            .collect()
+    }
+
+    /// A map over regions 0..3 with the given path rules.
+    fn map(rules: &[(&str, &[RegionId])], auto: bool) -> MapConfig {
+        MapConfig {
+            name: "m".into(),
+            default: vec![1, 0, 2],
+            locations: rules
+                .iter()
+                .map(|(path, ids)| (location_path(path).unwrap(), ids.to_vec()))
+                .collect(),
+            asn: Default::default(),
+            auto,
+            ignore_ecs: false,
+        }
+    }
+
+    /// A location with the given parts.
+    fn at(
+        continent: &str,
+        country: &str,
+        subdivision: &str,
+        city: &str,
+        coordinates: Option<(f64, f64)>,
+    ) -> Location {
+        let part = |text: &str| (!text.is_empty()).then(|| Box::from(text));
+        Location {
+            continent: part(continent),
+            country: part(country),
+            subdivision: part(subdivision),
+            city: part(city),
+            coordinates,
+        }
+    }
+
+    #[test]
+    fn most_specific_path_wins() {
+        let map = map(
+            &[
+                ("EU", &[0]),
+                ("EU/GB", &[0, 1]),
+                ("EU/GB/ENG", &[2]),
+                ("EU/GB/ENG/London", &[1]),
+            ],
+            false,
+        );
+        let regions = regions();
+        assert_eq!(
+            regions_for(&map, &regions, &at("EU", "GB", "ENG", "london", None)),
+            [1]
+        );
+        assert_eq!(
+            regions_for(&map, &regions, &at("EU", "GB", "ENG", "leeds", None)),
+            [2]
+        );
+        assert_eq!(
+            regions_for(&map, &regions, &at("EU", "GB", "SCT", "", None)),
+            [0, 1]
+        );
+        assert_eq!(
+            regions_for(&map, &regions, &at("EU", "FR", "", "", None)),
+            [0]
+        );
+        assert_eq!(
+            regions_for(&map, &regions, &at("NA", "US", "", "", None)),
+            [1, 0, 2],
+            "default"
+        );
+        assert_eq!(
+            regions_for(&map, &regions, &Location::default()),
+            [1, 0, 2],
+            "unknown: default"
+        );
+        // A path is only matched under its own continent.
+        let map2 = self::map(&[("NA/GB", &[2])], false);
+        assert_eq!(
+            regions_for(&map2, &regions, &at("EU", "GB", "", "", None)),
+            [1, 0, 2]
+        );
+    }
+
+    #[test]
+    fn auto_orders_by_distance_only_where_no_path_matches() {
+        let map = map(&[("EU", &[0])], true);
+        let regions = regions();
+        // Delhi: Mumbai, then Dublin, then Virginia.
+        assert_eq!(
+            regions_for(&map, &regions, &at("AS", "IN", "", "", Some((28.6, 77.2)))),
+            [2, 0, 1]
+        );
+        // Boston: Virginia, Dublin, Mumbai.
+        assert_eq!(
+            regions_for(
+                &map,
+                &regions,
+                &at("NA", "US", "", "", Some((42.36, -71.06)))
+            ),
+            [1, 0, 2]
+        );
+        assert_eq!(
+            regions_for(&map, &regions, &at("EU", "FR", "", "", Some((48.85, 2.35)))),
+            [0],
+            "path wins"
+        );
+        assert_eq!(
+            regions_for(&map, &regions, &at("AS", "IN", "", "", None)),
+            [1, 0, 2],
+            "no coordinates"
+        );
+    }
+
+    #[test]
+    fn great_circle_distances() {
+        // London to New York is about 5570 km.
+        let km = great_circle_km(51.5074, -0.1278, 40.7128, -74.0060);
+        assert!((km - 5570.0).abs() < 10.0, "{km}");
+        assert_eq!(great_circle_km(10.0, 20.0, 10.0, 20.0), 0.0);
+        // Antipodes: half the circumference.
+        let half = great_circle_km(0.0, 0.0, 0.0, 180.0);
+        assert!((half - std::f64::consts::PI * EARTH_RADIUS_KM).abs() < 1e-6);
+    }
+
+    #[test]
+    fn masks() {
+        assert_eq!(mask_v4(0), 0);
+        assert_eq!(mask_v4(24), 0xffff_ff00);
+        assert_eq!(mask_v4(32), u32::MAX);
+        assert_eq!(mask_v6(0), 0);
+        assert_eq!(mask_v6(56), u128::MAX << 72);
+        assert_eq!(mask_v6(128), u128::MAX);
+    }
+
+    #[test]
+    fn global_addresses() {
+        for global in ["81.2.69.142", "8.8.8.8", "2a02:d180::1", "2001:4860::1"] {
+            assert!(is_global(global.parse().unwrap()), "{global}");
+        }
+        let special = [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.1.1",
+            "0.1.2.3",
+            "100.64.0.1",
+            "224.0.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+        ];
+        for address in special {
+            assert!(!is_global(address.parse().unwrap()), "{address}");
+        }
+    }
+
+    /// A geo snapshot with one map: 81.2.69.0/24 -> list 1, everything else list 0.
+    fn snapshot(ignore_ecs: bool) -> GeoSnapshot {
+        let mut builder = TableBuilder::new(0u32);
+        builder.insert("81.2.69.0/24".parse().unwrap(), 1);
+        builder.insert("2a02:d180::/29".parse().unwrap(), 1);
+        GeoSnapshot {
+            maps: Box::new([CompiledMap {
+                name: "m".into(),
+                table: builder.build(),
+                lists: Box::new([Box::new([0]), Box::new([1])]),
+                ignore_ecs,
+            }]),
+            ecs: true,
+            max_source_v4: 24,
+            max_source_v6: 56,
+        }
+    }
+
+    /// An ECS option for `address`/`source`, with bits beyond the source cleared.
+    fn subnet(address: &str, source: u8) -> ClientSubnet {
+        let ip: IpAddr = address.parse().unwrap();
+        let (family, octets) = match ip {
+            IpAddr::V4(v4) => (family::IPV4, v4.octets().to_vec()),
+            IpAddr::V6(v6) => (family::IPV6, v6.octets().to_vec()),
+        };
+        let mut bytes = [0u8; 16];
+        bytes[..octets.len()].copy_from_slice(&octets);
+        let bits = u128::from_be_bytes(bytes) & mask_v6(source);
+        ClientSubnet {
+            family,
+            source,
+            address: bits.to_be_bytes(),
+        }
+    }
+
+    #[test]
+    fn locate_applies_the_ecs_rules() {
+        let geo = snapshot(false);
+        let resolver: IpAddr = "127.0.0.1".parse().unwrap();
+        let locate = |ecs: Option<ClientSubnet>| {
+            let (list, scope) = geo.locate(0, resolver, ecs.as_ref());
+            (list.to_vec(), scope)
+        };
+        assert_eq!(locate(None), (vec![0], 0), "resolver address, no scope");
+        assert_eq!(locate(Some(subnet("81.2.69.0", 24))), (vec![1], 24));
+        assert_eq!(
+            locate(Some(subnet("81.2.69.77", 32))),
+            (vec![1], 24),
+            "cut to /24 first"
+        );
+        assert_eq!(
+            locate(Some(subnet("81.2.0.0", 16))),
+            (vec![0], 18),
+            "scope beyond source"
+        );
+        assert_eq!(
+            locate(Some(subnet("0.0.0.0", 0))),
+            (vec![0], 0),
+            "source 0: resolver"
+        );
+        assert_eq!(
+            locate(Some(subnet("10.0.0.0", 8))),
+            (vec![0], 0),
+            "private: resolver"
+        );
+        assert_eq!(locate(Some(subnet("2a02:d180::", 48))), (vec![1], 29));
+        assert_eq!(geo.locate(5, resolver, None), (&[][..], 0), "unknown map");
+        let ignoring = snapshot(true);
+        assert_eq!(
+            ignoring.locate(0, resolver, Some(&subnet("81.2.69.0", 24))),
+            (&[0][..], 0)
+        );
+    }
+}
