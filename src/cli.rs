@@ -53,6 +53,28 @@ enum GeoCommand {
         #[arg(long, short, default_value = "meridian.toml")]
         config: PathBuf,
     },
+    /// Write a MaxMind DB (City shape) from a locations CSV or an RFC 8805 geofeed.
+    Build {
+        /// The input: a locations CSV with the header
+        /// `network,continent,country,subdivision,city,latitude,longitude,asn`, or a geofeed.
+        #[arg(long)]
+        from: PathBuf,
+        /// The database to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// The input format; detected from the header when absent.
+        #[arg(long, value_enum)]
+        format: Option<InputFormat>,
+    },
+}
+
+/// `--format` of `geo build`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum InputFormat {
+    /// Meridian's locations CSV.
+    Locations,
+    /// RFC 8805 geofeed.
+    Geofeed,
 }
 
 /// Runs the command line; the process exit code is the result.
@@ -68,6 +90,33 @@ pub fn main() -> ExitCode {
         Command::Geo {
             command: GeoCommand::Lookup { address, config },
         } => geo_lookup(address, &config),
+        Command::Geo {
+            command: GeoCommand::Build { from, out, format },
+        } => geo_build(&from, &out, format),
+    }
+}
+
+/// `meridian geo build`.
+fn geo_build(from: &Path, out: &Path, format: Option<InputFormat>) -> ExitCode {
+    use crate::geo::build::{Format, build};
+    let format = format.map(|format| match format {
+        InputFormat::Locations => Format::Locations,
+        InputFormat::Geofeed => Format::Geofeed,
+    });
+    match build(from, out, format) {
+        Ok(summary) => {
+            println!(
+                "{}: {} networks, {} bytes",
+                out.display(),
+                summary.networks,
+                summary.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

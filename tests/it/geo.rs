@@ -296,3 +296,129 @@ fn services_must_fit_the_zones() {
         )
     );
 }
+
+/// Builds `tests/data/geo-locations.csv` into `dir/geo.mmdb` with `meridian geo build`.
+pub fn build_test_database(dir: &std::path::Path) -> std::path::PathBuf {
+    let input =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/geo-locations.csv");
+    let output = dir.join("geo.mmdb");
+    let result = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["geo", "build", "--from"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&output)
+        .output()
+        .expect("meridian runs");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&result.stdout),
+        format!(
+            "{}: 9 networks, {} bytes\n",
+            output.display(),
+            std::fs::metadata(&output).unwrap().len()
+        )
+    );
+    output
+}
+
+/// A server steering www.geo.test by a database the test built itself.
+async fn located_server() -> TestServer {
+    let scratch = tempfile::tempdir().unwrap();
+    let database = std::fs::read(build_test_database(scratch.path())).unwrap();
+    let sections = r#"
+[geo]
+databases = ["geo.mmdb"]
+
+[regions.us-east]
+location = [39.0, -77.5]
+[regions.us-west]
+location = [45.6, -121.2]
+[regions.eu-west]
+location = [53.35, -6.26]
+[regions.ap-south]
+location = [19.07, 72.88]
+
+[maps.world]
+default = ["us-east", "eu-west", "ap-south", "us-west"]
+"EU" = ["eu-west", "us-east"]
+"NA/US/WA" = ["us-west", "us-east"]
+auto = true
+
+[services."www.geo.test"]
+map = "world"
+answers.us-east = ["192.0.2.10"]
+answers.us-west = ["192.0.2.40"]
+answers.eu-west = ["192.0.2.20"]
+answers.ap-south = ["192.0.2.30"]
+"#;
+    TestServer::custom(
+        &[("geo.test".to_string(), GEO_TEST.to_string())],
+        "",
+        sections,
+        &[("geo.mmdb", &database)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn clients_are_steered_by_a_database_built_with_geo_build() {
+    let server = located_server().await;
+    // (ECS option, expected address, expected scope)
+    let cases: [(&[u8], &str, u8); 7] = [
+        (&[0, 1, 24, 0, 81, 2, 69], "192.0.2.20", 24), // London: "EU"
+        (&[0, 1, 24, 0, 89, 160, 20], "192.0.2.20", 24), // Sweden: "EU"
+        (&[0, 1, 24, 0, 216, 160, 83], "192.0.2.40", 24), // Washington: "NA/US/WA"
+        (&[0, 1, 24, 0, 214, 78, 120], "192.0.2.40", 22), // San Diego: auto, nearest us-west
+        (&[0, 1, 24, 0, 175, 16, 199], "192.0.2.30", 24), // Changchun: auto, nearest ap-south
+        (&[0, 2, 32, 0, 0x20, 0x01, 0x02, 0x18], "192.0.2.30", 32), // Tokyo over IPv6: ap-south
+        (&[0, 1, 24, 0, 8, 8, 8], "192.0.2.10", 2),    // default; 0.0.0.0/1 holds Bhutan
+    ];
+    for (ecs, address, scope) in cases {
+        let reply = server.udp(&ecs_query("www.geo.test", ecs)).await;
+        assert_eq!(
+            reply.answers(),
+            [format!("www.geo.test. 30 IN A {address}")],
+            "{ecs:?}"
+        );
+        assert_eq!(
+            ecs_of(&reply).map(|(_, _, got)| got),
+            Some(scope),
+            "{ecs:?}"
+        );
+    }
+}
+
+#[test]
+fn geo_lookup_explains_a_database_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    build_test_database(dir.path());
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/geo.test.zone"), GEO_TEST).unwrap();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\n[geo]\ndatabases = [\"geo.mmdb\"]\n\
+         [regions.us-east]\n[regions.eu-west]\n[regions.ap-south]\n\
+         [maps.world]\ndefault = [\"us-east\", \"eu-west\", \"ap-south\"]\n\"EU\" = [\"eu-west\", \"us-east\", \"ap-south\"]\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_meridian"))
+        .args(["geo", "lookup", "81.2.69.142", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "81.2.69.142\n  location: EU / GB / ENG / london, 51.51,-0.09 (geo.mmdb, network 81.2.69.0/24)\n  \
+         map world: [eu-west, us-east, ap-south]; scope /24\n"
+    );
+}
