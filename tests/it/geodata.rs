@@ -284,3 +284,56 @@ auto = true
     }
     assert!(loaded.geo_report.location_networks > 0);
 }
+
+#[test]
+fn precedence_is_nets_then_asn_then_location() {
+    use meridian::snapshot::load;
+    let (Some(city), Some(asn)) = (
+        geodata("GeoIP2-City-Test.mmdb"),
+        geodata("GeoLite2-ASN-Test.mmdb"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("zones")).unwrap();
+    std::fs::write(dir.path().join("zones/geo.test.zone"), crate::geo::GEO_TEST).unwrap();
+    // 89.160.20.0/24 is EU/SE in the City data and inside AS29518's 89.160.0.0/17.
+    let asn_db = Database::open(&asn).unwrap();
+    let (sweden_asn, _) = asn_db
+        .asn("89.160.20.200".parse().unwrap())
+        .unwrap()
+        .expect("89.160.20.200 has an AS");
+    assert_eq!(sweden_asn, 29518);
+    std::fs::write(dir.path().join("nets.csv"), "89.160.20.112/28,c\n").unwrap();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\n[geo]\ndatabases = [{city:?}, {asn:?}]\n\
+             nets = \"nets.csv\"\n[regions.a]\n[regions.b]\n[regions.c]\n[regions.d]\n\
+             [maps.m]\ndefault = [\"d\"]\n\"EU\" = [\"a\"]\nasn.{sweden_asn} = [\"b\"]\n"
+        ),
+    )
+    .unwrap();
+    let loaded = load(&config).expect("loads");
+    assert!(loaded.geo_report.asn_networks > 0);
+    let map = &loaded.snapshot.geo.maps[0];
+    let first = |address: &str| {
+        let (index, _) = map.table.lookup(address.parse().unwrap());
+        loaded.config.regions[usize::from(map.lists[index as usize][0])]
+            .name
+            .clone()
+    };
+    assert_eq!(first("89.160.20.113"), "c", "nets beat everything");
+    assert_eq!(
+        first("89.160.20.200"),
+        "b",
+        "the ASN rule beats the EU path"
+    );
+    assert_eq!(
+        first("81.2.69.142"),
+        "a",
+        "EU path where no ASN rule applies"
+    );
+    assert_eq!(first("1.1.1.1"), "d", "default");
+}
