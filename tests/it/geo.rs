@@ -422,3 +422,48 @@ fn geo_lookup_explains_a_database_answer() {
          map world: [eu-west, us-east, ap-south]; scope /24\n"
     );
 }
+
+#[tokio::test]
+async fn corrupt_or_missing_database_on_reload_keeps_the_old_data() {
+    let server = located_server().await;
+    let london = || ecs_query("www.geo.test", &[0, 1, 24, 0, 81, 2, 69]);
+    assert_eq!(
+        server.udp(&london()).await.answers(),
+        ["www.geo.test. 30 IN A 192.0.2.20"]
+    );
+    let database = server.dir.path().join("geo.mmdb");
+    std::fs::write(&database, b"this is not a MaxMind DB").unwrap();
+    let err = server
+        .server
+        .reload()
+        .expect_err("corrupt database rejected")
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}: cannot open GeoIP database",
+            database.display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_file(&database).unwrap();
+    let err = server
+        .server
+        .reload()
+        .expect_err("missing database rejected")
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{}: cannot open GeoIP database",
+            database.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(server.server.reload_failures(), 2);
+    let reply = server.udp(&london()).await;
+    assert_eq!(
+        reply.answers(),
+        ["www.geo.test. 30 IN A 192.0.2.20"],
+        "still steered by the old maps"
+    );
+    assert_eq!(ecs_of(&reply).map(|(_, _, scope)| scope), Some(24));
+}
