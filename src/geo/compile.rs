@@ -249,7 +249,9 @@ pub fn compile(config: &Config) -> Result<(GeoSnapshot, CompileReport), GeoError
                         list
                     }
                 };
-                if list != default {
+                // Disjoint networks over the default need no paint; overlapping ones (CSV
+                // sources) must paint even the default to override less specific networks.
+                if list != default || !db.disjoint() {
                     map.builder.insert(network, list);
                 }
             }

@@ -41,6 +41,9 @@ pub enum GeoError {
         /// The `database_type` from its metadata.
         database_type: String,
     },
+    /// A line of a CSV location source is wrong.
+    #[error(transparent)]
+    Csv(#[from] super::build_input::InputError),
     /// A line of the nets CSV is wrong.
     #[error("{}:{line}: {message}", path.display())]
     Nets {
@@ -77,14 +80,23 @@ pub enum DatabaseKind {
     Asn,
 }
 
-/// An open MaxMind DB file.
+/// An open geo database: a MaxMind DB file, or a CSV of locations (RFC 8805 geofeed or
+/// Meridian's locations CSV, see [`super::build_input`]).
 pub struct Database {
     /// Where it was read from.
     path: PathBuf,
-    /// The reader over the file's bytes.
-    reader: Reader<Vec<u8>>,
+    /// What holds the data.
+    backend: Backend,
     /// Its model.
     kind: DatabaseKind,
+}
+
+/// Where a database's data lives.
+enum Backend {
+    /// A MaxMind DB reader over the file's bytes.
+    Mmdb(Reader<Vec<u8>>),
+    /// CSV records, least specific first, with their locations.
+    Csv(Vec<(IpNet, Location)>),
 }
 
 impl std::fmt::Debug for Database {
@@ -191,6 +203,12 @@ impl LocationRecord<'_> {
 impl Database {
     /// Opens `path` and works out its model from the metadata's `database_type`.
     pub fn open(path: &Path) -> Result<Database, GeoError> {
+        if path
+            .extension()
+            .is_some_and(|extension| extension.eq_ignore_ascii_case("csv"))
+        {
+            return Database::open_csv(path);
+        }
         let reader = Reader::open_readfile(path).map_err(|source| GeoError::Open {
             path: path.to_path_buf(),
             source,
@@ -208,9 +226,55 @@ impl Database {
         };
         Ok(Database {
             path: path.to_path_buf(),
-            reader,
+            backend: Backend::Mmdb(reader),
             kind,
         })
+    }
+
+    /// Reads a geofeed or locations CSV as a location source.
+    fn open_csv(path: &Path) -> Result<Database, GeoError> {
+        use super::build::{Format, detect};
+        use super::build_input::{read_geofeed, read_nets_csv};
+        let text = std::fs::read_to_string(path).map_err(|err| GeoError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("cannot read location CSV: {err}"),
+        })?;
+        let records = match detect(&text) {
+            Format::Locations => read_nets_csv(&text, path)?,
+            Format::Geofeed => read_geofeed(&text, path)?,
+        };
+        let mut located: Vec<(IpNet, Location)> = records
+            .into_iter()
+            .map(|record| {
+                let location = Location {
+                    continent: record.continent.map(String::into_boxed_str),
+                    country: record.country.map(String::into_boxed_str),
+                    subdivision: record.subdivision.map(String::into_boxed_str),
+                    city: record.city.map(|city| city.to_lowercase().into_boxed_str()),
+                    coordinates: record.latitude.zip(record.longitude),
+                };
+                (record.network, location)
+            })
+            .collect();
+        located.sort_by_key(|(network, _)| network.prefix_len());
+        Ok(Database {
+            path: path.to_path_buf(),
+            backend: Backend::Csv(located),
+            kind: DatabaseKind::Location,
+        })
+    }
+
+    /// Whether its networks never overlap (true of MaxMind DB files, not of CSV sources).
+    pub fn disjoint(&self) -> bool {
+        matches!(self.backend, Backend::Mmdb(_))
+    }
+
+    /// The MaxMind DB reader, for operations only MMDB files support.
+    fn reader(&self) -> Result<&Reader<Vec<u8>>, GeoError> {
+        match &self.backend {
+            Backend::Mmdb(reader) => Ok(reader),
+            Backend::Csv(_) => Err(self.corrupt("a CSV location source holds no AS numbers")),
+        }
     }
 
     /// The file it was read from.
@@ -234,10 +298,20 @@ impl Database {
     /// Calls `visit` with every network that has a location, and the index of its location in
     /// the returned list. Each distinct record is decoded once, however many networks share it.
     pub fn locations(&self, mut visit: impl FnMut(IpNet, u32)) -> Result<Vec<Location>, GeoError> {
+        if let Backend::Csv(records) = &self.backend {
+            // Least specific first: a caller painting in this order gets most-specific-wins.
+            for (index, (network, _)) in records.iter().enumerate() {
+                visit(*network, index as u32);
+            }
+            return Ok(records
+                .iter()
+                .map(|(_, location)| location.clone())
+                .collect());
+        }
+        let reader = self.reader()?;
         let mut locations = Vec::new();
         let mut by_offset: FxHashMap<usize, u32> = FxHashMap::default();
-        for result in self
-            .reader
+        for result in reader
             .networks(WithinOptions::default())
             .map_err(|err| self.corrupt(err))?
         {
@@ -272,7 +346,7 @@ impl Database {
     pub fn asns(&self, mut visit: impl FnMut(IpNet, u32)) -> Result<(), GeoError> {
         let mut by_offset: FxHashMap<usize, Option<u32>> = FxHashMap::default();
         for result in self
-            .reader
+            .reader()?
             .networks(WithinOptions::default())
             .map_err(|err| self.corrupt(err))?
         {
@@ -303,7 +377,17 @@ impl Database {
 
     /// The location of `addr` and the network it was found in, if the database has one.
     pub fn locate(&self, addr: IpAddr) -> Result<Option<(Location, IpNet)>, GeoError> {
-        let lookup = self.reader.lookup(addr).map_err(|err| self.corrupt(err))?;
+        if let Backend::Csv(records) = &self.backend {
+            let found = records
+                .iter()
+                .rev()
+                .find(|(network, _)| network.contains(&addr));
+            return Ok(found.map(|(network, location)| (location.clone(), *network)));
+        }
+        let lookup = self
+            .reader()?
+            .lookup(addr)
+            .map_err(|err| self.corrupt(err))?;
         let network = convert(lookup.network().map_err(|err| self.corrupt(err))?);
         let record = lookup
             .decode::<LocationRecord<'_>>()
@@ -313,7 +397,10 @@ impl Database {
 
     /// The AS number of `addr` and the network it was found in, if the database has one.
     pub fn asn(&self, addr: IpAddr) -> Result<Option<(u32, IpNet)>, GeoError> {
-        let lookup = self.reader.lookup(addr).map_err(|err| self.corrupt(err))?;
+        let lookup = self
+            .reader()?
+            .lookup(addr)
+            .map_err(|err| self.corrupt(err))?;
         let network = convert(lookup.network().map_err(|err| self.corrupt(err))?);
         let record = lookup
             .decode::<AsnRecord>()

@@ -467,3 +467,53 @@ async fn corrupt_or_missing_database_on_reload_keeps_the_old_data() {
     );
     assert_eq!(ecs_of(&reply).map(|(_, _, scope)| scope), Some(24));
 }
+
+#[tokio::test]
+async fn a_geofeed_serves_as_the_location_source() {
+    // RFC 8805 lines; networks overlap, and the more specific one wins even when it maps to the
+    // default region list.
+    let feed = "# prefix,country,region,city,postal\n81.2.0.0/16,GB,GB-ENG,London,\n81.2.69.0/24,SE,,,\n\
+                81.2.99.0/24,US,,,\n";
+    let sections = r#"
+[geo]
+databases = ["feed.csv"]
+[regions.us-east]
+[regions.eu-west]
+[regions.ap-south]
+[maps.world]
+default = ["us-east", "eu-west", "ap-south"]
+"EU/GB" = ["eu-west"]
+"EU/SE" = ["ap-south"]
+[services."www.geo.test"]
+map = "world"
+answers.us-east = ["192.0.2.10"]
+answers.eu-west = ["192.0.2.20"]
+answers.ap-south = ["192.0.2.30"]
+"#;
+    let server = TestServer::custom(
+        &[("geo.test".to_string(), GEO_TEST.to_string())],
+        "",
+        sections,
+        &[("feed.csv", feed.as_bytes())],
+    )
+    .await;
+    let cases: [(&[u8], &str, u8); 4] = [
+        (&[0, 1, 24, 0, 81, 2, 69], "192.0.2.30", 24), // SE inside the GB /16
+        (&[0, 1, 24, 0, 81, 2, 70], "192.0.2.20", 23), // GB; 81.2.70.0/23 avoids both /24s
+        (&[0, 1, 24, 0, 81, 2, 99], "192.0.2.10", 24), // US: the default, still overriding GB
+        (&[0, 1, 24, 0, 81, 3, 0], "192.0.2.10", 16),  // outside the feed
+    ];
+    for (ecs, address, scope) in cases {
+        let reply = server.udp(&ecs_query("www.geo.test", ecs)).await;
+        assert_eq!(
+            reply.answers(),
+            [format!("www.geo.test. 30 IN A {address}")],
+            "{ecs:?}"
+        );
+        assert_eq!(
+            ecs_of(&reply).map(|(_, _, got)| got),
+            Some(scope),
+            "{ecs:?}"
+        );
+    }
+}
