@@ -9,7 +9,6 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use ipnet::IpNet;
 use rustc_hash::FxHashMap;
 
 use super::source::{Database, DatabaseKind, GeoError, Location, read_nets};
@@ -231,31 +230,31 @@ pub fn compile(config: &Config) -> Result<(GeoSnapshot, CompileReport), GeoError
         .collect();
 
     if let Some(db) = &location_db {
-        // One pass over the database for all maps; each distinct location is resolved once per map.
-        let mut pending: Vec<(IpNet, u32)> = Vec::new();
-        let seen = db.locations(|network, index| pending.push((network, index)))?;
-        report.location_networks = pending.len();
-        for map in &mut maps {
-            map.by_location = vec![None; seen.len()];
-            let default = map.lists.intern(&map.config.default);
-            for &(network, index) in &pending {
-                let list = match map.by_location[index as usize] {
-                    Some(list) => list,
-                    None => {
-                        let regions =
-                            regions_for(map.config, &config.regions, &seen[index as usize]);
-                        let list = map.lists.intern(&regions);
-                        map.by_location[index as usize] = Some(list);
-                        list
-                    }
-                };
+        // One pass over the database for all maps, painting as it goes (nothing per network is
+        // kept); each distinct location is resolved once per map, the first time it is seen.
+        let disjoint = db.disjoint();
+        let defaults: Vec<u32> = maps
+            .iter_mut()
+            .map(|map| map.lists.intern(&map.config.default))
+            .collect();
+        db.locations(|network, index, location| {
+            report.location_networks += 1;
+            let index = index as usize;
+            for (map, &default) in maps.iter_mut().zip(&defaults) {
+                if map.by_location.len() <= index {
+                    map.by_location.resize(index + 1, None);
+                }
+                let list = *map.by_location[index].get_or_insert_with(|| {
+                    map.lists
+                        .intern(&regions_for(map.config, &config.regions, location))
+                });
                 // Disjoint networks over the default need no paint; overlapping ones (CSV
                 // sources) must paint even the default to override less specific networks.
-                if list != default || !db.disjoint() {
+                if list != default || !disjoint {
                     map.builder.insert(network, list);
                 }
             }
-        }
+        })?;
     }
 
     if let Some(db) = &asn_db

@@ -295,21 +295,23 @@ impl Database {
         }
     }
 
-    /// Calls `visit` with every network that has a location, and the index of its location in
-    /// the returned list. Each distinct record is decoded once, however many networks share it.
-    pub fn locations(&self, mut visit: impl FnMut(IpNet, u32)) -> Result<Vec<Location>, GeoError> {
+    /// Calls `visit` with every network that has a location, the location's index among the
+    /// distinct locations, and the location. Each distinct record is decoded once, however many
+    /// networks share it, and indices count up from 0 in order of first appearance. Returns the
+    /// number of distinct locations.
+    pub fn locations(
+        &self,
+        mut visit: impl FnMut(IpNet, u32, &Location),
+    ) -> Result<usize, GeoError> {
         if let Backend::Csv(records) = &self.backend {
             // Least specific first: a caller painting in this order gets most-specific-wins.
-            for (index, (network, _)) in records.iter().enumerate() {
-                visit(*network, index as u32);
+            for (index, (network, location)) in records.iter().enumerate() {
+                visit(*network, index as u32, location);
             }
-            return Ok(records
-                .iter()
-                .map(|(_, location)| location.clone())
-                .collect());
+            return Ok(records.len());
         }
         let reader = self.reader()?;
-        let mut locations = Vec::new();
+        let mut locations: Vec<Location> = Vec::new();
         let mut by_offset: FxHashMap<usize, u32> = FxHashMap::default();
         for result in reader
             .networks(WithinOptions::default())
@@ -317,11 +319,11 @@ impl Database {
         {
             let lookup = result.map_err(|err| self.corrupt(err))?;
             let network = convert(lookup.network().map_err(|err| self.corrupt(err))?);
-            let index = match lookup
+            let cached = lookup
                 .offset()
-                .and_then(|offset| by_offset.get(&offset).map(|index| (offset, *index)))
-            {
-                Some((_, index)) => index,
+                .and_then(|offset| by_offset.get(&offset).copied());
+            let index = match cached {
+                Some(index) => index,
                 None => {
                     let Some(record) = lookup
                         .decode::<LocationRecord<'_>>()
@@ -337,9 +339,9 @@ impl Database {
                     index
                 }
             };
-            visit(network, index);
+            visit(network, index, &locations[index as usize]);
         }
-        Ok(locations)
+        Ok(locations.len())
     }
 
     /// Calls `visit` with every network that has an AS number.

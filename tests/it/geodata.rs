@@ -136,9 +136,20 @@ fn maxmind_networks_iterate_with_ipv4_mapped_back() {
     };
     let db = Database::open(&path).unwrap();
     let mut networks = Vec::new();
-    let locations = db
-        .locations(|network, index| networks.push((network, index)))
+    let mut locations = Vec::new();
+    let distinct = db
+        .locations(|network, index, location| {
+            networks.push((network, index));
+            if locations.len() == index as usize {
+                locations.push(location.clone());
+            }
+        })
         .unwrap();
+    assert_eq!(
+        distinct,
+        locations.len(),
+        "indices count up in order of first appearance"
+    );
     // Every documented network is visited, IPv4 ones as IPv4, with the documented country.
     for (network, country) in [
         ("81.2.69.160/27", "GB"),
