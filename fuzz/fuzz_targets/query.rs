@@ -13,17 +13,13 @@
 
 #![no_main]
 
-use std::path::Path;
 use std::sync::LazyLock;
 
 use hickory_proto::op::Message;
-use hickory_proto::rr::Name;
 use libfuzzer_sys::fuzz_target;
 use meridian::dns::wire::{self, FLAG_QR, FLAG_TC, HEADER_LEN};
 use meridian::dns::{Outcome, Transport, respond};
 use meridian::snapshot::Snapshot;
-use meridian::zone::parse::parse_zone_str;
-use meridian::zone::{Zone, ZoneSet};
 
 /// Our EDNS UDP payload cap, as in the default config.
 const MAX_UDP_PAYLOAD: u16 = 1232;
@@ -40,28 +36,50 @@ const EXAMPLE_NET: &str = include_str!("../../tests/data/example.net.zone");
 /// Large answers: RRsets too big for 512 or 1232 bytes, and a referral with ~1 KB of glue.
 const BIG_TEST: &str = include_str!("../../tests/data/big.test.zone");
 
-/// Parses and builds zone `origin` from `text`; the data is fixed, so failure is a bug here.
-fn zone(origin: &str, text: &str) -> Zone {
-    let name = Name::from_ascii(origin).expect("fixed origin is a valid name");
-    let file = Path::new(origin).with_extension("zone");
-    let records =
-        parse_zone_str(text, &file, &name, &std::env::temp_dir()).expect("fixed zone parses");
-    Zone::build(&name, &file, records)
-        .expect("fixed zone builds")
-        .0
-}
-
 /// The resolver address every input comes from.
 const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 53));
 
-/// The snapshot every input is answered from, built once.
+/// Geo sections: three regions, a map with nets overrides, and one GSLB name answering with
+/// addresses or a CNAME, so ECS options drive `locate` and `policy` too.
+const GEO: &str = r#"
+[geo]
+nets = "nets.csv"
+[regions.a]
+[regions.b]
+[regions.c]
+[maps.world]
+default = ["a", "b", "c"]
+[services."gslb.example.com"]
+map = "world"
+answers.a = ["192.0.2.10", "2001:db8::10"]
+answers.b = ["192.0.2.20"]
+answers.c = { cname = "www.example.net." }
+"#;
+
+/// Nets overrides for the map above.
+const NETS: &str = "81.2.69.0/24,b a\n175.16.199.0/24,c\n2a02:d180::/29,b\n";
+
+/// The snapshot every input is answered from, built once through the same `load` as `serve`.
 static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
-    let zones = vec![
-        zone("example.com.", EXAMPLE_COM),
-        zone("example.net.", EXAMPLE_NET),
-        zone("big.test.", BIG_TEST),
-    ];
-    Snapshot::new(ZoneSet::new(zones), MAX_UDP_PAYLOAD)
+    let dir = std::env::temp_dir().join(format!("meridian-fuzz-query-{}", std::process::id()));
+    let zones = dir.join("zones");
+    std::fs::create_dir_all(&zones).expect("temp dir");
+    for (origin, text) in [
+        ("example.com", EXAMPLE_COM),
+        ("example.net", EXAMPLE_NET),
+        ("big.test", BIG_TEST),
+    ] {
+        std::fs::write(zones.join(format!("{origin}.zone")), text).expect("write zone");
+    }
+    std::fs::write(dir.join("nets.csv"), NETS).expect("write nets");
+    let config = dir.join("meridian.toml");
+    let dns = format!(
+        "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\nmax_udp_payload = {MAX_UDP_PAYLOAD}\n"
+    );
+    std::fs::write(&config, format!("{dns}{GEO}")).expect("write config");
+    let loaded = meridian::snapshot::load(&config).expect("fixed config loads");
+    assert_eq!(loaded.snapshot.services.len(), 1);
+    loaded.snapshot
 });
 
 fuzz_target!(|packet: &[u8]| {
