@@ -15,6 +15,7 @@ use hickory_proto::rr::RecordType;
 use tokio::net::UdpSocket;
 
 use crate::conformance::{ecs_of, ecs_query};
+use crate::geo::{GEO_TEST, NETS, sections};
 use crate::harness::{Query, Reply, TestServer, qtype, rcode, udp_exchange};
 
 /// Whether external tools and data are required (CI sets `MERIDIAN_REQUIRE_TOOLS=1`).
@@ -168,36 +169,6 @@ async fn kdig_edns_nsid_and_badvers() {
         out.1
     );
 }
-
-/// The zone the GSLB names live in (as in `geo.rs`).
-const GEO_TEST: &str = "$ORIGIN geo.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 900 1209600 60\n@ NS ns\n\
-ns A 192.0.2.1\n";
-
-/// Geo overrides (as in `geo.rs`): a London /24 to Europe, a Chinese /24 to Asia.
-const GEO_NETS: &str = "81.2.69.0/24,eu-west us-east\n175.16.199.0/24,ap-south us-east\n";
-
-/// Regions, one map and `www.geo.test` (as in `geo.rs`).
-const GEO_SECTIONS: &str = r#"
-[geo]
-nets = "nets.csv"
-
-[regions.us-east]
-location = [39.0, -77.5]
-[regions.eu-west]
-location = [53.35, -6.26]
-[regions.ap-south]
-location = [19.07, 72.88]
-
-[maps.world]
-default = ["us-east", "eu-west", "ap-south"]
-
-[services."www.geo.test"]
-map = "world"
-ttl = 30
-answers.us-east = ["192.0.2.10"]
-answers.eu-west = ["192.0.2.20"]
-answers.ap-south = ["192.0.2.30"]
-"#;
 
 /// ECS (address, SOURCE, SCOPE) of one query.
 type Ecs = Option<(IpAddr, u8, u8)>;
@@ -443,8 +414,8 @@ async fn unbound_forwards_client_subnets_and_caches_by_scope() {
     let server = TestServer::custom(
         &[("geo.test".to_string(), GEO_TEST.to_string())],
         "",
-        GEO_SECTIONS,
-        &[("nets.csv", GEO_NETS.as_bytes())],
+        &sections(""),
+        &[("nets.csv", NETS.as_bytes())],
     )
     .await;
     let relay = Relay::start(server.udp_addr()).await;
