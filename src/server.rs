@@ -63,7 +63,6 @@ impl RunningServer {
         let tcp_slots = Arc::new(Semaphore::new(dns.tcp_max_connections));
         let settings = tcp::TcpSettings {
             idle_timeout: dns.tcp_idle_timeout,
-            max_connections: dns.tcp_max_connections,
         };
 
         let mut udp_sockets = Vec::new();

@@ -19,8 +19,6 @@ use crate::snapshot::Snapshot;
 pub struct TcpSettings {
     /// Close a connection that sends nothing for this long.
     pub idle_timeout: Duration,
-    /// Most connections served at once.
-    pub max_connections: usize,
 }
 
 /// Accepts connections on `listener` until `shutdown` turns true. Connections are limited by
