@@ -176,6 +176,17 @@ fn resolve<'s>(zones: &'s ZoneSet, name: &[u8], qtype: u16) -> Resolution<'s> {
     let Some((zone, apex_offset)) = zones.find(name) else {
         return Resolution::NotOurs;
     };
+    // Without zone cuts, an existing name needs no walk: every ancestor exists too, so the walk
+    // would end at the name itself.
+    if !zone.has_cuts()
+        && let Some(node) = zone.node(name)
+    {
+        return Resolution::Node {
+            zone,
+            apex_offset,
+            node,
+        };
+    }
     // Label start offsets of `name`, from the name itself up to (not including) the apex.
     let mut starts = [0u8; MAX_NAME_LEN / 2 + 1];
     let mut count = 0;
