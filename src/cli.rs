@@ -295,6 +295,11 @@ fn serve(path: &Path) -> ExitCode {
 async fn run(loaded: Loaded) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
 
+    // Handlers go in before the sockets open: a SIGHUP sent as soon as the
+    // server answers must reload it, not kill it with the default action.
+    let mut hangup = signal(SignalKind::hangup())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
@@ -302,10 +307,6 @@ async fn run(loaded: Loaded) -> std::io::Result<()> {
     let server = RunningServer::start(loaded)
         .map_err(|err| std::io::Error::new(err.kind(), format!("cannot bind dns.listen: {err}")))?;
     tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), zones, "serving");
-
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
     loop {
         tokio::select! {
             _ = hangup.recv() => match server.reload() {
@@ -332,12 +333,15 @@ async fn run(loaded: Loaded) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Logs to stderr; `RUST_LOG` filters (default `info`).
+/// Logs to stderr; `RUST_LOG` filters (default `info`). Colours only on a
+/// terminal, so journald and log files get plain text.
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }

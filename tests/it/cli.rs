@@ -139,12 +139,6 @@ fn check_rejects_a_missing_config() {
     );
 }
 
-/// A free UDP+TCP port on 127.0.0.1 (bound then released).
-fn free_port() -> u16 {
-    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.local_addr().unwrap().port()
-}
-
 /// Sends `signal` to process `pid` with kill(1).
 fn signal(pid: u32, signal: &str) {
     let status = Command::new("kill")
@@ -172,20 +166,83 @@ async fn wait_for_answer(addr: std::net::SocketAddr, wait: Duration) -> Option<R
     None
 }
 
+/// A running `meridian serve` whose stderr is read line by line.
+struct Served {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// Starts `serve` on `config` (which listens on port 0) and reads the
+    /// bound address from the "serving" log line.
+    fn start(config: &Path) -> Served {
+        use std::io::BufRead;
+        let child = meridian()
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut served = Served {
+            child,
+            addr: ([0, 0, 0, 0], 0).into(),
+            lines: std::sync::mpsc::channel().1,
+        };
+        let stderr = std::io::BufReader::new(served.child.stderr.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        served.lines = lines;
+        std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = served
+                .lines
+                .recv_timeout(left)
+                .expect("a \"serving\" log line");
+            if let Some(rest) = line.split(" udp=[").nth(1) {
+                served.addr = rest.split([']', ',']).next().unwrap().parse().unwrap();
+                return served;
+            }
+        }
+    }
+
+    /// Sends `signal` to the server.
+    fn signal(&self, name: &str) {
+        signal(self.child.id(), name);
+    }
+
+    /// Waits for the exit; returns its code and everything logged since start.
+    fn wait(mut self) -> (Option<i32>, String) {
+        let status = self.child.wait().unwrap();
+        let log: Vec<String> = self.lines.iter().collect();
+        (status.code(), log.join("\n"))
+    }
+}
+
+impl Drop for Served {
+    /// A failed test leaves no server behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[tokio::test]
 async fn serve_reloads_on_sighup_and_exits_zero_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    write_setup(dir.path(), &format!("127.0.0.1:{port}"), EXAMPLE_COM);
-    let child = meridian()
-        .arg("serve")
-        .arg("--config")
-        .arg(dir.path().join("meridian.toml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    write_setup(dir.path(), "127.0.0.1:0", EXAMPLE_COM);
+    let served = Served::start(&dir.path().join("meridian.toml"));
+    let addr = served.addr;
     let reply = wait_for_answer(addr, Duration::from_secs(10))
         .await
         .expect("server answers");
@@ -197,7 +254,7 @@ async fn serve_reloads_on_sighup_and_exits_zero_on_sigterm() {
         format!("{EXAMPLE_COM}oops IN BOGUS x\n"),
     )
     .unwrap();
-    signal(child.id(), "HUP");
+    served.signal("HUP");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let reply = wait_for_answer(addr, Duration::from_secs(5))
         .await
@@ -210,7 +267,7 @@ async fn serve_reloads_on_sighup_and_exits_zero_on_sigterm() {
         EXAMPLE_COM.replace("192.0.2.80", "192.0.2.99"),
     )
     .unwrap();
-    signal(child.id(), "HUP");
+    served.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let reply = wait_for_answer(addr, Duration::from_secs(2))
@@ -223,24 +280,44 @@ async fn serve_reloads_on_sighup_and_exits_zero_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    signal(child.id(), "TERM");
-    let status = tokio::task::spawn_blocking(move || {
-        let output = child.wait_with_output().unwrap();
-        (
-            output.status,
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    served.signal("TERM");
+    let (code, log) = tokio::task::spawn_blocking(move || served.wait())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{log}");
     let zone_path = dir.path().join("zones/example.com.zone");
     assert!(
-        status.1.contains(&format!("{}:", zone_path.display())),
-        "reload error logged with file: {}",
-        status.1
+        log.contains(&format!("{}:", zone_path.display())),
+        "reload error logged with file: {log}"
     );
-    assert!(status.1.contains("reload failed"), "{}", status.1);
+    assert!(log.contains("reload failed"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no colour codes off a terminal: {log}"
+    );
+}
+
+#[test]
+fn serve_answers_a_sighup_sent_at_once() {
+    // The handlers are installed before the sockets open, so a SIGHUP sent
+    // the moment the address is logged reloads rather than kills.
+    let dir = tempfile::tempdir().unwrap();
+    write_setup(dir.path(), "127.0.0.1:0", EXAMPLE_COM);
+    let served = Served::start(&dir.path().join("meridian.toml"));
+    served.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = served
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("a \"reloaded\" log line");
+        if line.contains("reloaded") {
+            break;
+        }
+    }
+    served.signal("TERM");
+    let (code, log) = served.wait();
+    assert_eq!(code, Some(0), "{log}");
 }
 
 #[test]
