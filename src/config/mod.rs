@@ -10,12 +10,11 @@
 mod duration;
 mod geo;
 mod raw;
+mod service;
 
 pub use duration::{DurationError, parse_duration};
-pub use geo::{
-    CONTINENTS, GeoConfig, LocationPath, MapConfig, Region, RegionId, ServiceAnswer, ServiceConfig,
-    location_path,
-};
+pub use geo::{CONTINENTS, GeoConfig, LocationPath, MapConfig, Region, RegionId, location_path};
+pub use service::{ServiceAnswer, ServiceConfig};
 
 use std::fmt;
 use std::net::SocketAddr;
