@@ -7,6 +7,7 @@
 //! - [`snapshot`]: the immutable bundle the query path reads, built whole or not at all.
 //! - [`dns`]: wire parsing, the answer engine, and the UDP and TCP serving loops.
 //! - [`geo`]: geo sources and compiled maps for steering by client location.
+//! - [`health`]: probes of each region's load balancer and the rise/fall state machine.
 //! - [`policy`]: the pure choice of which region answers a GSLB name.
 //! - [`server`]: binding, starting, reloading and stopping the serving loops.
 //! - [`cli`]: the `meridian` command.
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod geo;
+pub mod health;
 pub mod policy;
 pub mod server;
 pub mod snapshot;

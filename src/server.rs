@@ -14,6 +14,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::config::DnsConfig;
 use crate::dns::{tcp, udp};
+use crate::health::monitor::Monitor;
 use crate::snapshot::{self, LoadError, Loaded, Snapshot};
 
 /// Longest time shutdown waits for TCP connections to finish their current query.
@@ -39,6 +40,9 @@ pub struct RunningServer {
     tcp_slots: Arc<Semaphore>,
     /// Reloads that failed and changed nothing.
     reload_failures: AtomicU64,
+    /// The regional health monitor; it publishes health into the served snapshot and swaps
+    /// reloaded snapshots in.
+    monitor: Monitor,
 }
 
 /// What a successful reload changed.
@@ -59,6 +63,7 @@ impl RunningServer {
         } = loaded;
         let dns = config.dns.clone();
         let snapshot = Arc::new(ArcSwap::from_pointee(snapshot));
+        let monitor = Monitor::start(&config, Arc::clone(&snapshot)).map_err(io::Error::other)?;
         let (tcp_stop, tcp_stop_rx) = watch::channel(false);
         let tcp_slots = Arc::new(Semaphore::new(dns.tcp_max_connections));
         let settings = tcp::TcpSettings {
@@ -96,6 +101,7 @@ impl RunningServer {
             tcp_stop,
             tcp_slots,
             reload_failures: AtomicU64::new(0),
+            monitor,
         })
     }
 
@@ -112,6 +118,11 @@ impl RunningServer {
     /// The snapshot being served now.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    /// The regional health monitor.
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
     }
 
     /// Number of reloads that failed since start.
@@ -134,7 +145,7 @@ impl RunningServer {
             zones: loaded.snapshot.zones.len(),
             warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
         };
-        self.snapshot.store(Arc::new(loaded.snapshot));
+        self.monitor.install(&loaded.config, loaded.snapshot);
         Ok(summary)
     }
 

@@ -11,11 +11,13 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_proto::rr::{Name, RData};
 use rustc_hash::FxHashMap;
 
-use crate::config::{Config, ConfigError, ServiceAnswer, ServiceConfig};
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, ConfigError, Policy, ServiceAnswer, ServiceConfig, Spill};
 use crate::geo::compile::compile;
 use crate::geo::source::GeoError;
 use crate::geo::{CompileReport, GeoSnapshot};
-use crate::policy::RegionRecords;
+use crate::policy::{self, HealthView, Plan, RegionRecords, RegionStatus, ServicePlan};
 use crate::zone::{RRset, Warning, ZoneError, ZoneSet, load_zones, parse, rtype, wire_name};
 
 /// Everything a query needs to be answered.
@@ -29,15 +31,40 @@ pub struct Snapshot {
     pub geo: GeoSnapshot,
     /// Our EDNS UDP payload cap.
     pub max_udp_payload: u16,
+    /// Region names by id, as in the config.
+    pub regions: Box<[String]>,
+    /// Service names by service index (the order of `[services.*]`, sorted).
+    pub service_names: Box<[String]>,
+    /// The health the services answer by: published whole by the monitor (and the operator's
+    /// overrides), read by every GSLB query. Starts from the configured initial states.
+    pub health: ArcSwap<HealthView>,
 }
 
 /// A GSLB name, ready to answer.
 #[derive(Debug)]
 pub struct Service {
-    /// Index of its compiled map in [`GeoSnapshot::maps`].
-    pub map: usize,
-    /// Pre-rendered answers, indexed by region id; `None` where the region has no answers.
+    /// Index of its compiled map in [`GeoSnapshot::maps`], if it uses one.
+    pub map: Option<usize>,
+    /// How it chooses.
+    pub plan: ServicePlan,
+    /// Pre-rendered answers with the normal TTL, indexed by region id; `None` where the region
+    /// has no answers.
     pub records: Box<[Option<RegionRecords>]>,
+    /// The same with the degraded TTL.
+    pub records_degraded: Box<[Option<RegionRecords>]>,
+    /// The all-down fallback answer, with the degraded TTL.
+    pub fallback: Option<RegionRecords>,
+}
+
+impl Service {
+    /// The records to answer with: degraded TTL or not.
+    pub fn records(&self, degraded: bool) -> &[Option<RegionRecords>] {
+        if degraded {
+            &self.records_degraded
+        } else {
+            &self.records
+        }
+    }
 }
 
 /// A config and the snapshot built from it.
@@ -120,6 +147,9 @@ impl Snapshot {
             services: FxHashMap::default(),
             geo: GeoSnapshot::empty(),
             max_udp_payload,
+            regions: Box::new([]),
+            service_names: Box::new([]),
+            health: ArcSwap::from_pointee(HealthView::default()),
         }
     }
 
@@ -128,8 +158,8 @@ impl Snapshot {
         let (zones, warnings) = load_zones(&config.dns.zones_dir).map_err(LoadError::Zones)?;
         let (geo, report) = compile(config)?;
         let mut services = FxHashMap::default();
-        for service in &config.services {
-            let built = build_service(config, service, &zones)?;
+        for (index, service) in config.services.iter().enumerate() {
+            let built = build_service(config, index, service, &zones)?;
             services.insert(wire_name(&service.name).into_boxed_slice(), built);
         }
         let snapshot = Snapshot {
@@ -137,6 +167,17 @@ impl Snapshot {
             services,
             geo,
             max_udp_payload: config.dns.max_udp_payload,
+            regions: config
+                .regions
+                .iter()
+                .map(|region| region.name.clone())
+                .collect(),
+            service_names: config
+                .services
+                .iter()
+                .map(|service| service.name.to_string())
+                .collect(),
+            health: ArcSwap::from_pointee(initial_health(config)),
         };
         Ok((snapshot, warnings, report))
     }
@@ -146,6 +187,7 @@ impl Snapshot {
 /// pre-renders its answers.
 fn build_service(
     config: &Config,
+    index: usize,
     service: &ServiceConfig,
     zones: &ZoneSet,
 ) -> Result<Service, LoadError> {
@@ -182,14 +224,88 @@ fn build_service(
             )));
         }
     }
-    let mut records = vec![None; config.regions.len()];
-    for (&region, answer) in &service.answers {
-        records[usize::from(region)] = Some(render_answer(answer, service.ttl));
-    }
+    let render_all = |ttl: u32| {
+        let mut records = vec![None; config.regions.len()];
+        for (&region, answer) in &service.answers {
+            records[usize::from(region)] = Some(render_answer(answer, ttl));
+        }
+        records.into_boxed_slice()
+    };
     Ok(Service {
         map: service.map,
-        records: records.into_boxed_slice(),
+        plan: service_plan(config, index, service),
+        records: render_all(service.ttl),
+        records_degraded: render_all(service.ttl_degraded),
+        fallback: service
+            .fallback
+            .as_ref()
+            .map(|answer| render_answer(answer, service.ttl_degraded)),
     })
+}
+
+/// The decision inputs of `service` (the `index`th), fixed at load.
+fn service_plan(config: &Config, index: usize, service: &ServiceConfig) -> ServicePlan {
+    let plan = match &service.policy {
+        Policy::Geo { spread, spill } => Plan::Geo {
+            spread: *spread,
+            spill_capacity: *spill == Spill::Capacity,
+        },
+        Policy::Weighted {
+            weights,
+            max_answers,
+        } => Plan::Weighted {
+            weights: weights
+                .iter()
+                .map(|(&region, &weight)| (region, f64::from(weight)))
+                .collect(),
+            max_answers: *max_answers,
+        },
+        Policy::Failover { tiers, .. } => Plan::Failover {
+            tiers: tiers
+                .iter()
+                .map(|tier| tier.clone().into_boxed_slice())
+                .collect(),
+        },
+    };
+    ServicePlan {
+        plan,
+        all_down: service.all_down,
+        capacity: config
+            .regions
+            .iter()
+            .map(|region| region.capacity.map_or(1.0, f64::from))
+            .collect(),
+        regions: service.answers.keys().copied().collect(),
+        salt: policy::mix(
+            service
+                .name
+                .to_ascii()
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+                    (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+                }),
+        ),
+        index,
+    }
+}
+
+/// The health view before any probe has run: each region in its configured initial state
+/// (regions without monitors are up).
+pub fn initial_health(config: &Config) -> HealthView {
+    HealthView {
+        regions: config
+            .regions
+            .iter()
+            .map(|region| {
+                if region.monitors.is_empty() || region.health.initial_up {
+                    RegionStatus::NOMINAL
+                } else {
+                    RegionStatus::DOWN
+                }
+            })
+            .collect(),
+        held: vec![false; config.services.len()].into_boxed_slice(),
+    }
 }
 
 /// Where the zone file defines a record of `rtype` at `name`, found by reading the file again

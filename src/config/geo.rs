@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::health::{HealthConfig, MonitorConfig};
 use super::raw::{RawGeo, RawRegion, RawService};
 use super::service::ServiceConfig;
 use super::{ConfigError, Source};
@@ -55,6 +56,12 @@ pub struct Region {
     pub name: String,
     /// Latitude and longitude in degrees, for distance ordering.
     pub location: Option<(f64, f64)>,
+    /// Relative capacity, for spilling a lost region's clients in proportion.
+    pub capacity: Option<u32>,
+    /// Probes of the region's load balancer.
+    pub monitors: Vec<MonitorConfig>,
+    /// How the monitors combine into the region's health.
+    pub health: HealthConfig,
 }
 
 /// A location pattern in a map: continent, then optionally country, subdivision and city.
@@ -115,7 +122,7 @@ pub(super) fn geo_sections(
     let geo = geo_config(source, base, geo)?;
     let mut region_list = Vec::with_capacity(regions.len());
     for (name, raw) in &regions {
-        region_list.push(region(source, name, raw)?);
+        region_list.push(region(source, base, name, raw)?);
     }
     let names: Vec<&str> = region_list
         .iter()
@@ -128,7 +135,12 @@ pub(super) fn geo_sections(
     let mut service_list = Vec::with_capacity(services.len());
     for (name, raw) in &services {
         service_list.push(super::service::service(
-            source, name, raw, &names, &map_list,
+            source,
+            name,
+            raw,
+            &names,
+            &region_list,
+            &map_list,
         )?);
     }
     Ok((geo, region_list, map_list, service_list))
@@ -179,6 +191,7 @@ fn geo_config(
 /// Checks one `[regions.NAME]`.
 fn region(
     source: &Source<'_>,
+    base: &Path,
     name: &str,
     raw: &Spanned<RawRegion>,
 ) -> Result<Region, ConfigError> {
@@ -210,9 +223,29 @@ fn region(
             }
         },
     };
+    let capacity = match &raw.as_ref().capacity {
+        None => None,
+        Some(spanned) => match *spanned.as_ref() {
+            n @ 1..=1_000_000_000 => Some(n as u32),
+            n => {
+                return Err(source.invalid(
+                    spanned,
+                    format_args!(
+                        "regions.{name}.capacity = {n} is out of range: use 1 to 1000000000"
+                    ),
+                ));
+            }
+        },
+    };
+    let monitors = super::health::monitors(source, base, name, &raw.as_ref().monitor)?;
+    let health =
+        super::health::region_health(source, name, raw.as_ref().health.as_ref(), monitors.len())?;
     Ok(Region {
         name: name.to_string(),
         location,
+        capacity,
+        monitors,
+        health,
     })
 }
 

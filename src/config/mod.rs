@@ -9,12 +9,16 @@
 
 mod duration;
 mod geo;
+mod health;
 mod raw;
 mod service;
 
 pub use duration::{DurationError, parse_duration};
 pub use geo::{CONTINENTS, GeoConfig, LocationPath, MapConfig, Region, RegionId, location_path};
-pub use service::{ServiceAnswer, ServiceConfig};
+pub use health::{HealthConfig, MonitorConfig, ProbeUrl, Require, StatusRange};
+pub use service::{
+    AllDown, Failback, MAX_ANSWER_REGIONS, Policy, ServiceAnswer, ServiceConfig, Spill,
+};
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -50,6 +54,15 @@ pub struct Config {
     pub maps: Vec<MapConfig>,
     /// `[services.*]`, sorted by name.
     pub services: Vec<ServiceConfig>,
+    /// The `[health]` section.
+    pub health: HealthSettings,
+}
+
+/// The `[health]` section: process-wide health monitor settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthSettings {
+    /// Where the last known state of every monitor is kept, so a restart does not flap.
+    pub state_file: Option<PathBuf>,
 }
 
 /// The `[dns]` section: where and how the authoritative server listens.
@@ -137,6 +150,12 @@ impl Config {
         let dns = dns_config(&source, base, raw.dns)?;
         let (geo, regions, maps, services) =
             geo::geo_sections(&source, base, raw.geo, raw.regions, raw.maps, raw.services)?;
+        let health = HealthSettings {
+            state_file: raw
+                .health
+                .and_then(|health| health.state_file)
+                .map(|file| base.join(file.as_ref())),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             dns,
@@ -144,6 +163,7 @@ impl Config {
             regions,
             maps,
             services,
+            health,
         })
     }
 }

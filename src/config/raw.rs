@@ -25,6 +25,8 @@ pub(super) struct RawConfig {
     /// `[services."NAME"]`.
     #[serde(default)]
     pub services: BTreeMap<String, Spanned<RawService>>,
+    /// `[health]`.
+    pub health: Option<RawHealth>,
 }
 
 /// `[geo]`.
@@ -50,6 +52,57 @@ pub(super) struct RawGeo {
 pub(super) struct RawRegion {
     /// `location = [lat, lon]`.
     pub location: Option<Spanned<Vec<f64>>>,
+    /// `capacity = 1000`: relative capacity, for spill.
+    pub capacity: Option<Spanned<u64>>,
+    /// `[[regions.NAME.monitor]]`.
+    #[serde(default)]
+    pub monitor: Vec<Spanned<RawMonitor>>,
+    /// `[regions.NAME.health]`.
+    pub health: Option<Spanned<RawRegionHealth>>,
+}
+
+/// `[[regions.NAME.monitor]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMonitor {
+    /// `url = "https://lb/health"` or `"tcp://host:port"`.
+    pub url: Spanned<String>,
+    /// `host = "www.example.com"`.
+    pub host: Option<Spanned<String>>,
+    /// `interval = "2s"`.
+    pub interval: Option<Spanned<String>>,
+    /// `timeout = "1s"`.
+    pub timeout: Option<Spanned<String>>,
+    /// `rise = 2`.
+    pub rise: Option<Spanned<u64>>,
+    /// `fall = 2`.
+    pub fall: Option<Spanned<u64>>,
+    /// `expect_status = ["2xx", 301]`.
+    pub expect_status: Option<Spanned<Vec<toml::Value>>>,
+    /// `expect_body = "ok"`.
+    pub expect_body: Option<Spanned<String>>,
+    /// `ca_file = "ca.pem"`.
+    pub ca_file: Option<Spanned<String>>,
+    /// `insecure = false`.
+    pub insecure: Option<bool>,
+}
+
+/// `[regions.NAME.health]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegionHealth {
+    /// `require = "all"`, `"any"` or a number.
+    pub require: Option<Spanned<toml::Value>>,
+    /// `initial = "up"` or `"down"`.
+    pub initial: Option<Spanned<String>>,
+}
+
+/// `[health]`: process-wide health settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHealth {
+    /// `state_file = "state/health.json"`.
+    pub state_file: Option<Spanned<String>>,
 }
 
 /// `[services."NAME"]`.
@@ -57,9 +110,29 @@ pub(super) struct RawRegion {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawService {
     /// `map = "world"`.
-    pub map: Spanned<String>,
+    pub map: Option<Spanned<String>>,
+    /// `policy = "geo"`, `"weighted"` or `"failover"`.
+    pub policy: Option<Spanned<String>>,
+    /// `spread = 2` (geo).
+    pub spread: Option<Spanned<u64>>,
+    /// `spill = "next"` or `"capacity"` (geo).
+    pub spill: Option<Spanned<String>>,
+    /// `weights = { us-east = 3 }` (weighted).
+    pub weights: Option<Spanned<BTreeMap<String, Spanned<u64>>>>,
+    /// `max_answers = 2` (weighted).
+    pub max_answers: Option<Spanned<u64>>,
+    /// `tiers = [["a", "b"], ["dr"]]` (failover).
+    pub tiers: Option<Spanned<Vec<Vec<String>>>>,
+    /// `failback = "auto"` or `"manual"` (failover).
+    pub failback: Option<Spanned<String>>,
     /// `ttl = 30`.
     pub ttl: Option<Spanned<u64>>,
+    /// `ttl_degraded = 10`.
+    pub ttl_degraded: Option<Spanned<u64>>,
+    /// `all_down = "serve_all"`.
+    pub all_down: Option<Spanned<String>>,
+    /// `fallback = { cname = "sorry.example.net." }` or `["192.0.2.1"]`.
+    pub fallback: Option<Spanned<toml::Value>>,
     /// `answers.REGION = ["addr", ...]` or `{ cname = "name." }`.
     pub answers: Spanned<BTreeMap<String, Spanned<toml::Value>>>,
 }

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use super::message::{Owner, Rcode, Response, Section, header_only};
 use super::wire::ClientSubnet;
 use super::wire::{self, HEADER_LEN, MAX_NAME_LEN, Malformed, Query};
+use crate::config::RegionId;
 use crate::policy::{self, Choice};
 use crate::snapshot::{Service, Snapshot};
 use crate::zone::{Node, RRset, Referral, Zone, ZoneSet, rtype};
@@ -343,8 +344,8 @@ fn answer_name<'s>(
     }
 }
 
-/// Answers a GSLB name: the client's ordered regions from the service's map, the first region
-/// with records of the type, and the ECS scope the choice depends on.
+/// Answers a GSLB name: the client's ordered regions from the service's map, the policy's
+/// decision under the published health, and the ECS scope the decision depends on.
 fn answer_service<'s>(
     snapshot: &'s Snapshot,
     service: &'s Service,
@@ -354,28 +355,80 @@ fn answer_service<'s>(
     owner_at: impl Fn(usize) -> Owner<'s>,
     response: &mut Response<'_>,
 ) -> Step<'s> {
-    let (candidates, scope) =
+    let (candidates, geo_scope) = match service.map {
+        Some(map) => snapshot
+            .geo
+            .locate(map, client.resolver, client.ecs.as_ref()),
+        None => (&[][..], 0),
+    };
+    let (key, key_scope) =
         snapshot
             .geo
-            .locate(service.map, client.resolver, client.ecs.as_ref());
-    response.ecs_scope(scope);
-    response.authoritative();
-    match policy::select(&service.records, candidates, qtype) {
-        Some((_, Choice::Records(rrset))) => {
-            response.rrset(Section::Answer, owner_at(0), rrset);
-            Step::Done(Rcode::NoError, false)
-        }
-        Some((_, Choice::Cname(rrset, target))) => {
-            response.rrset(Section::Answer, owner_at(0), rrset);
-            Step::Follow(target)
-        }
-        None => {
-            if let Some((zone, apex_offset)) = snapshot.zones.find(name) {
-                negative(response, zone, owner_at(apex_offset));
+            .client_key(service.map, client.resolver, client.ecs.as_ref());
+    let health = snapshot.health.load();
+    let decision = policy::decide(
+        &service.plan,
+        &service.records,
+        &health,
+        qtype,
+        candidates,
+        key,
+    );
+    response.ecs_scope(if decision.hashed {
+        geo_scope.max(key_scope)
+    } else {
+        geo_scope
+    });
+    let records = service.records(decision.degraded);
+    let chosen = |region: RegionId| {
+        records
+            .get(usize::from(region))
+            .and_then(Option::as_ref)
+            .and_then(|records| records.answer(qtype))
+    };
+    let mut follow = None;
+    let mut wrote = false;
+    match decision.outcome {
+        policy::Outcome::Regions(picks) => {
+            for &region in picks.as_slice() {
+                match chosen(region) {
+                    Some(Choice::Records(rrset)) => {
+                        response.rrset(Section::Answer, owner_at(0), rrset);
+                        wrote = true;
+                    }
+                    Some(Choice::Cname(rrset, target)) if !wrote => {
+                        response.rrset(Section::Answer, owner_at(0), rrset);
+                        follow = Some(target);
+                        break;
+                    }
+                    Some(Choice::Cname(..)) | None => {}
+                }
             }
-            Step::Done(Rcode::NoError, false)
         }
+        policy::Outcome::Fallback => {
+            match service.fallback.as_ref().and_then(|r| r.answer(qtype)) {
+                Some(Choice::Records(rrset)) => {
+                    response.rrset(Section::Answer, owner_at(0), rrset);
+                    wrote = true;
+                }
+                Some(Choice::Cname(rrset, target)) => {
+                    response.rrset(Section::Answer, owner_at(0), rrset);
+                    follow = Some(target);
+                }
+                None => {}
+            }
+        }
+        policy::Outcome::NoData => {}
+        policy::Outcome::ServFail => return Step::Done(Rcode::ServFail, false),
     }
+    response.authoritative();
+    if let Some(target) = follow {
+        return Step::Follow(target);
+    }
+    if !wrote && let Some((zone, apex_offset)) = snapshot.zones.find(name) {
+        negative(response, zone, owner_at(apex_offset));
+    }
+    Step::Done(Rcode::NoError, false)
 }
 
 /// Writes the SOA of `zone` into the authority section of a negative answer (RFC 2308).

@@ -96,6 +96,47 @@ impl GeoSnapshot {
     }
 }
 
+impl GeoSnapshot {
+    /// The client as a hash key for weighted and spill choices, and the ECS SCOPE that key
+    /// depends on. With a usable ECS option (the same rules as [`GeoSnapshot::locate`], for map
+    /// `map` or, without a map, the `[geo]` settings alone) the key is the subnet cut to the
+    /// capped SOURCE and the scope is that SOURCE; otherwise the key is the resolver's address
+    /// and the scope is 0.
+    pub fn client_key(
+        &self,
+        map: Option<usize>,
+        resolver: IpAddr,
+        ecs: Option<&ClientSubnet>,
+    ) -> (u64, u8) {
+        let ignore = map
+            .and_then(|map| self.maps.get(map))
+            .is_some_and(|map| map.ignore_ecs);
+        let subnet = ecs.filter(|ecs| self.ecs && !ignore && ecs.source > 0 && is_global(ecs.ip()));
+        match subnet {
+            Some(ecs) if ecs.family == family::IPV4 => {
+                let source = ecs.source.min(self.max_source_v4);
+                let [a, b, c, d, ..] = ecs.address;
+                let bits = u32::from_be_bytes([a, b, c, d]) & mask_v4(source);
+                (u64::from(bits) | 4 << 32, source)
+            }
+            Some(ecs) => {
+                let source = ecs.source.min(self.max_source_v6);
+                let bits = u128::from_be_bytes(ecs.address) & mask_v6(source);
+                (fold(bits), source)
+            }
+            None => match resolver {
+                IpAddr::V4(v4) => (u64::from(u32::from(v4)) | 4 << 32, 0),
+                IpAddr::V6(v6) => (fold(u128::from(v6)), 0),
+            },
+        }
+    }
+}
+
+/// Folds an IPv6 address into 64 bits, keeping every bit's influence.
+fn fold(bits: u128) -> u64 {
+    (bits >> 64) as u64 ^ crate::policy::mix(bits as u64) ^ 6
+}
+
 /// The netmask of an IPv4 prefix of `len` bits.
 fn mask_v4(len: u8) -> u32 {
     u32::MAX
@@ -408,6 +449,9 @@ mod tests {
             .map(|(name, lat, lon)| Region {
                 name: name.into(),
                 location: Some((lat, lon)),
+                capacity: None,
+                monitors: Vec::new(),
+                health: Default::default(),
             })
             .collect()
     }

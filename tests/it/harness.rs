@@ -309,6 +309,8 @@ pub mod rcode {
     pub const NOERROR: u16 = 0;
     /// FORMERR.
     pub const FORMERR: u16 = 1;
+    /// SERVFAIL.
+    pub const SERVFAIL: u16 = 2;
     /// NXDOMAIN.
     pub const NXDOMAIN: u16 = 3;
     /// NOTIMP.

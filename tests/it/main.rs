@@ -5,5 +5,6 @@ mod conformance;
 mod geo;
 mod geodata;
 mod harness;
+mod health;
 mod interop;
 mod reload;
