@@ -2,6 +2,7 @@
 //!
 //! Bird's-eye view (see ARCHITECTURE.md for the whole map):
 //!
+//! - [`balancer`]: the embedded L7 balancer's pure balancing algorithms.
 //! - [`config`]: the operator's TOML file, validated into typed values with `file:line` errors.
 //! - [`zone`]: master files parsed, checked and pre-rendered into wire-ready record sets.
 //! - [`snapshot`]: the immutable bundle the query path reads, built whole or not at all.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod balancer;
 pub mod cli;
 pub mod config;
 pub mod dns;
