@@ -134,6 +134,99 @@ fn bench_respond(c: &mut Criterion) {
     group.finish();
 }
 
+/// A config with three regions, a nets-override map and one service per policy.
+const GSLB_CONFIG: &str = r#"
+[dns]
+listen = ["127.0.0.1:0"]
+zones_dir = "zones"
+[geo]
+nets = "nets.csv"
+[regions.us-east]
+capacity = 100
+[regions.eu-west]
+capacity = 60
+[regions.ap-south]
+capacity = 40
+[maps.world]
+default = ["us-east", "eu-west", "ap-south"]
+[services."geo.example.com"]
+map = "world"
+spill = "capacity"
+answers.us-east = ["192.0.2.10"]
+answers.eu-west = ["192.0.2.20"]
+answers.ap-south = ["192.0.2.30"]
+[services."weighted.example.com"]
+policy = "weighted"
+weights = { us-east = 3, eu-west = 2, ap-south = 1 }
+answers.us-east = ["192.0.2.10"]
+answers.eu-west = ["192.0.2.20"]
+answers.ap-south = ["192.0.2.30"]
+[services."failover.example.com"]
+policy = "failover"
+tiers = [["us-east", "eu-west"], ["ap-south"]]
+answers.us-east = ["192.0.2.10"]
+answers.eu-west = ["192.0.2.20"]
+answers.ap-south = ["192.0.2.30"]
+"#;
+
+/// A query for `name` A with EDNS and an ECS option for 81.2.69.0/24.
+fn ecs_query(name: &str) -> Vec<u8> {
+    let mut packet = query(name, A, Some(1232));
+    // Extend the OPT record (last 11 bytes, RDLENGTH 0) with the ECS option.
+    let len = packet.len();
+    packet[len - 2..].copy_from_slice(&11u16.to_be_bytes());
+    packet.extend_from_slice(&[0, 8, 0, 7, 0, 1, 24, 0, 81, 2, 69]);
+    packet
+}
+
+/// GSLB answers through `respond` with ECS: per policy, with every region up and with the
+/// client's first region down (health in the loop).
+fn bench_gslb(c: &mut Criterion) {
+    use meridian::policy::{HealthView, RegionStatus};
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir(dir.path().join("zones")).expect("zones dir");
+    std::fs::write(dir.path().join("zones/example.com.zone"), EXAMPLE_COM).expect("zone");
+    std::fs::write(
+        dir.path().join("nets.csv"),
+        "81.2.69.0/24,eu-west us-east\n",
+    )
+    .expect("nets");
+    std::fs::write(dir.path().join("meridian.toml"), GSLB_CONFIG).expect("config");
+    let loaded = meridian::snapshot::load(&dir.path().join("meridian.toml")).expect("loads");
+    let snapshot = loaded.snapshot;
+    let mut out = Vec::with_capacity(65_535);
+    let mut group = c.benchmark_group("gslb");
+    for (health, label) in [(None, "up"), (Some(1usize), "first_down")] {
+        let mut view = HealthView {
+            regions: vec![RegionStatus::NOMINAL; 3].into_boxed_slice(),
+            held: vec![false; 3].into_boxed_slice(),
+        };
+        if let Some(down) = health {
+            // Regions sorted by name: ap-south 0, eu-west 1, us-east 2.
+            view.regions[down] = RegionStatus::DOWN;
+        }
+        snapshot.health.store(std::sync::Arc::new(view));
+        for service in ["geo", "weighted", "failover"] {
+            let packet = ecs_query(&format!("{service}.example.com"));
+            let outcome =
+                respond(&snapshot, &packet, CLIENT, Transport::Udp, &mut out).expect("a reply");
+            assert_eq!(outcome.rcode, Rcode::NoError, "{service} answers");
+            group.bench_function(format!("{service}_{label}"), |b| {
+                b.iter(|| {
+                    respond(
+                        black_box(&snapshot),
+                        black_box(&packet),
+                        CLIENT,
+                        Transport::Udp,
+                        &mut out,
+                    )
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
 /// `parse_query` alone, without and with an OPT record.
 fn bench_parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_query");
@@ -147,5 +240,5 @@ fn bench_parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_respond, bench_parse);
+criterion_group!(benches, bench_respond, bench_parse, bench_gslb);
 criterion_main!(benches);

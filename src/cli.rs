@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::Require;
 use crate::server::RunningServer;
 use crate::snapshot::{self, Loaded};
 
@@ -234,6 +235,31 @@ fn check(path: &Path) -> ExitCode {
                 loaded.warnings.len(),
                 plural(loaded.warnings.len()),
             );
+            for region in &loaded.config.regions {
+                let monitors = region.monitors.len();
+                let mut line = format!(
+                    "region {}: {monitors} monitor{}",
+                    region.name,
+                    plural(monitors)
+                );
+                if monitors > 0 {
+                    let require = match region.health.require {
+                        Require::All => "all".to_string(),
+                        Require::Any => "any".to_string(),
+                        Require::AtLeast(n) => format!("at least {n}"),
+                    };
+                    let initial = if region.health.initial_up {
+                        "up"
+                    } else {
+                        "down"
+                    };
+                    line.push_str(&format!(" (require {require}, initial {initial})"));
+                }
+                if let Some(capacity) = region.capacity {
+                    line.push_str(&format!(", capacity {capacity}"));
+                }
+                println!("{line}");
+            }
             let report = &loaded.geo_report;
             for (name, leaves, bytes) in &report.maps {
                 println!(
