@@ -2,6 +2,7 @@
 //!
 //! Bird's-eye view (see ARCHITECTURE.md for the whole map):
 //!
+//! - [`admin`]: operator overrides, drills and their reports.
 //! - [`balancer`]: the embedded L7 balancer's pure balancing algorithms.
 //! - [`config`]: the operator's TOML file, validated into typed values with `file:line` errors.
 //! - [`zone`]: master files parsed, checked and pre-rendered into wire-ready record sets.
@@ -10,12 +11,14 @@
 //! - [`geo`]: geo sources and compiled maps for steering by client location.
 //! - [`health`]: probes of each region's load balancer and the rise/fall state machine.
 //! - [`policy`]: the pure choice of which region answers a GSLB name.
+//! - [`telemetry`]: pre-registered counters and their Prometheus rendering.
 //! - [`server`]: binding, starting, reloading and stopping the serving loops.
 //! - [`cli`]: the `meridian` command.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod balancer;
 pub mod cli;
 pub mod config;
@@ -25,4 +28,5 @@ pub mod health;
 pub mod policy;
 pub mod server;
 pub mod snapshot;
+pub mod telemetry;
 pub mod zone;

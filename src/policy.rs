@@ -223,6 +223,22 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The position of [`Reason::label`] in `telemetry::REASONS`.
+    pub fn index(self) -> usize {
+        match self {
+            Reason::Preferred => 0,
+            Reason::FailedOver => 1,
+            Reason::Spilled => 2,
+            Reason::Weighted => 3,
+            Reason::Standby(_) => 4,
+            Reason::AllDownServeAll => 5,
+            Reason::AllDownFallback => 6,
+            Reason::AllDownNoData => 7,
+            Reason::AllDownServFail => 8,
+            Reason::NoRecords => 9,
+        }
+    }
+
     /// A stable lowercase label, for metrics and JSON.
     pub fn label(self) -> &'static str {
         match self {

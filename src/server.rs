@@ -12,6 +12,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{Semaphore, watch};
 
+use crate::balancer::listener::RunningBalancer;
 use crate::config::DnsConfig;
 use crate::dns::{tcp, udp};
 use crate::health::monitor::Monitor;
@@ -43,6 +44,8 @@ pub struct RunningServer {
     /// The regional health monitor; it publishes health into the served snapshot and swaps
     /// reloaded snapshots in.
     monitor: Monitor,
+    /// The embedded L7 balancers (`[balancers.*]`), sorted by name.
+    balancers: Vec<RunningBalancer>,
 }
 
 /// What a successful reload changed.
@@ -91,6 +94,23 @@ impl RunningServer {
             ));
         }
         let udp_workers = udp::spawn_workers(udp_sockets, Arc::clone(&snapshot))?;
+        let mut balancers = Vec::with_capacity(config.balancers.len());
+        for balancer in &config.balancers {
+            match RunningBalancer::start(balancer) {
+                Ok(running) => balancers.push(running),
+                Err(err) => {
+                    let _ = tcp_stop.send(true);
+                    udp_workers.stop();
+                    return Err(io::Error::new(
+                        err.kind(),
+                        format!(
+                            "balancers.{}: cannot listen on {}: {err}",
+                            balancer.name, balancer.listen
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(RunningServer {
             snapshot,
             config_path: config.path,
@@ -102,6 +122,7 @@ impl RunningServer {
             tcp_slots,
             reload_failures: AtomicU64::new(0),
             monitor,
+            balancers,
         })
     }
 
@@ -125,6 +146,18 @@ impl RunningServer {
         &self.monitor
     }
 
+    /// The embedded L7 balancers, sorted by name.
+    pub fn balancers(&self) -> &[RunningBalancer] {
+        &self.balancers
+    }
+
+    /// The balancer named `name`.
+    pub fn balancer(&self, name: &str) -> Option<&RunningBalancer> {
+        self.balancers
+            .iter()
+            .find(|balancer| balancer.name() == name)
+    }
+
     /// Number of reloads that failed since start.
     pub fn reload_failures(&self) -> u64 {
         self.reload_failures.load(Ordering::Relaxed)
@@ -133,9 +166,12 @@ impl RunningServer {
     /// Re-reads the config and every zone; swaps the new snapshot in only if all of it is valid.
     /// On failure the old data keeps being served and the error says which file and line.
     pub fn reload(&self) -> Result<ReloadSummary, LoadError> {
-        let loaded = snapshot::load(&self.config_path).inspect_err(|_| {
+        let telemetry = Arc::clone(&self.snapshot.load().telemetry);
+        let mut loaded = snapshot::load(&self.config_path).inspect_err(|_| {
             self.reload_failures.fetch_add(1, Ordering::Relaxed);
+            telemetry.reload_failed();
         })?;
+        loaded.snapshot.adopt_telemetry(telemetry);
         if loaded.config.dns.listen != self.dns.listen
             || loaded.config.dns.udp_workers != self.dns.udp_workers
         {
@@ -146,13 +182,43 @@ impl RunningServer {
             warnings: loaded.warnings.iter().map(ToString::to_string).collect(),
         };
         self.monitor.install(&loaded.config, loaded.snapshot);
+        for balancer in &self.balancers {
+            match loaded
+                .config
+                .balancers
+                .iter()
+                .find(|config| config.name == balancer.name())
+            {
+                Some(config) => balancer.reload(config),
+                None => tracing::warn!(
+                    balancer = balancer.name(),
+                    "removing a balancer takes effect on restart only"
+                ),
+            }
+        }
+        for config in &loaded.config.balancers {
+            if self.balancer(&config.name).is_none() {
+                tracing::warn!(
+                    balancer = %config.name,
+                    "adding a balancer takes effect on restart only"
+                );
+            }
+        }
         Ok(summary)
     }
 
     /// Stops accepting, lets TCP connections finish the query they are on (up to a grace
     /// period), then stops the UDP workers.
+    ///
+    /// Balancers stop accepting at the same time and let their requests in flight finish, each
+    /// for up to its `drain_timeout`.
     pub async fn shutdown(self) {
         let _ = self.tcp_stop.send(true);
+        let balancers: Vec<_> = self
+            .balancers
+            .into_iter()
+            .map(|balancer| tokio::spawn(balancer.shutdown()))
+            .collect();
         let all = u32::try_from(self.dns.tcp_max_connections).unwrap_or(u32::MAX);
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tcp_slots.acquire_many(all))
             .await
@@ -162,6 +228,9 @@ impl RunningServer {
         }
         let workers = self.udp_workers;
         let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
+        for balancer in balancers {
+            let _ = balancer.await;
+        }
     }
 }
 

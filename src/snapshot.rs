@@ -11,12 +11,15 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_proto::rr::{Name, RData};
 use rustc_hash::FxHashMap;
 
+use std::sync::Arc;
+
 use arc_swap::ArcSwap;
 
 use crate::config::{Config, ConfigError, Policy, ServiceAnswer, ServiceConfig, Spill};
 use crate::geo::compile::compile;
 use crate::geo::source::GeoError;
 use crate::geo::{CompileReport, GeoSnapshot};
+use crate::telemetry::{AnswerCounters, NO_REGION, Telemetry};
 use crate::policy::{self, HealthView, Plan, RegionRecords, RegionStatus, ServicePlan};
 use crate::zone::{RRset, Warning, ZoneError, ZoneSet, load_zones, parse, rtype, wire_name};
 
@@ -38,6 +41,10 @@ pub struct Snapshot {
     /// The health the services answer by: published whole by the monitor (and the operator's
     /// overrides), read by every GSLB query. Starts from the configured initial states.
     pub health: ArcSwap<HealthView>,
+    /// The process's counters; a running server hands the same ones to every reloaded snapshot.
+    pub telemetry: Arc<Telemetry>,
+    /// The config this was built from (absent for static-only snapshots built directly).
+    pub config: Option<Arc<Config>>,
 }
 
 /// A GSLB name, ready to answer.
@@ -54,6 +61,37 @@ pub struct Service {
     pub records_degraded: Box<[Option<RegionRecords>]>,
     /// The all-down fallback answer, with the degraded TTL.
     pub fallback: Option<RegionRecords>,
+    /// Answer counters by region id, then one for answers without a region.
+    pub counters: Box<[Arc<AnswerCounters>]>,
+}
+
+impl Snapshot {
+    /// Counts into `telemetry` from now on: the answer counters of every service are those it
+    /// registers for the (service, region) names, so counts carry on across reloads.
+    pub fn adopt_telemetry(&mut self, telemetry: Arc<Telemetry>) {
+        for service in self.services.values_mut() {
+            let name = &self.service_names[service.plan.index];
+            service.counters = self
+                .regions
+                .iter()
+                .map(String::as_str)
+                .chain([NO_REGION])
+                .map(|region| telemetry.answers(name, region))
+                .collect();
+        }
+        self.telemetry = telemetry;
+    }
+
+    /// The (service, region) pairs the current services can count, for rendering.
+    pub fn answer_series(&self) -> Vec<(String, String)> {
+        let mut series = Vec::new();
+        for name in self.service_names.iter() {
+            for region in self.regions.iter().map(String::as_str).chain([NO_REGION]) {
+                series.push((name.clone(), region.to_string()));
+            }
+        }
+        series
+    }
 }
 
 impl Service {
@@ -150,6 +188,8 @@ impl Snapshot {
             regions: Box::new([]),
             service_names: Box::new([]),
             health: ArcSwap::from_pointee(HealthView::default()),
+            telemetry: Arc::default(),
+            config: None,
         }
     }
 
@@ -178,7 +218,11 @@ impl Snapshot {
                 .map(|service| service.name.to_string())
                 .collect(),
             health: ArcSwap::from_pointee(initial_health(config)),
+            telemetry: Arc::default(),
+            config: Some(Arc::new(config.clone())),
         };
+        let mut snapshot = snapshot;
+        snapshot.adopt_telemetry(Arc::clone(&snapshot.telemetry));
         Ok((snapshot, warnings, report))
     }
 }
@@ -240,6 +284,7 @@ fn build_service(
             .fallback
             .as_ref()
             .map(|answer| render_answer(answer, service.ttl_degraded)),
+        counters: Box::new([]),
     })
 }
 

@@ -6,6 +6,10 @@
 //! tables are built by [`Selector::new`] when the backend *set* changes, and reused while
 //! backends flip between eligible and not.
 //!
+//! The proxy that runs these algorithms is the exception, kept in its own modules: [`pool`]
+//! (backend state, sets, routes, active checks), [`proxy`] (the hyper service) and
+//! [`listener`] (accept loop, reload, drain, shutdown) do I/O and read the clock.
+//!
 //! # Use
 //!
 //! A pool's backends are numbered by their position in the `&[BackendSpec]` the selector is
@@ -82,7 +86,10 @@ mod ip_hash;
 mod least_connections;
 mod least_request;
 mod least_response_time;
+pub mod listener;
 mod maglev;
+pub mod pool;
+pub mod proxy;
 mod random;
 mod ring_hash;
 mod round_robin;

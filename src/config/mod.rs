@@ -7,12 +7,19 @@
 //! Later sections (`[geo]`, `[regions.*]`, `[services.*]`, ...) slot in as new fields of
 //! [`raw::RawConfig`] and [`Config`], each with its own validation function.
 
+mod admin;
+mod balancer;
 mod duration;
 mod geo;
 mod health;
 mod raw;
 mod service;
 
+pub use admin::AdminConfig;
+pub use balancer::{
+    BackendConfig, BackendHealthConfig, BackendSetConfig, BalancerConfig, DEFAULT_SET, HashKey,
+    HeaderMatch, OutlierConfig, RouteConfig,
+};
 pub use duration::{DurationError, parse_duration};
 pub use geo::{CONTINENTS, GeoConfig, LocationPath, MapConfig, Region, RegionId, location_path};
 pub use health::{HealthConfig, MonitorConfig, ProbeUrl, Require, StatusRange};
@@ -56,6 +63,10 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     /// The `[health]` section.
     pub health: HealthSettings,
+    /// The `[admin]` section.
+    pub admin: AdminConfig,
+    /// `[balancers.*]`, sorted by name: the embedded L7 balancer pools.
+    pub balancers: Vec<BalancerConfig>,
 }
 
 /// The `[health]` section: process-wide health monitor settings.
@@ -156,7 +167,10 @@ impl Config {
                 .and_then(|health| health.state_file)
                 .map(|file| base.join(file.as_ref())),
         };
+        let balancers = balancer::balancers(&source, &raw.balancers, &dns.listen)?;
+        let admin = admin::admin(&source, base, raw.admin.as_ref())?;
         Ok(Config {
+            admin,
             path: path.to_path_buf(),
             dns,
             geo,
@@ -164,6 +178,7 @@ impl Config {
             maps,
             services,
             health,
+            balancers,
         })
     }
 }

@@ -27,6 +27,11 @@ pub(super) struct RawConfig {
     pub services: BTreeMap<String, Spanned<RawService>>,
     /// `[health]`.
     pub health: Option<RawHealth>,
+    /// `[admin]`.
+    pub admin: Option<super::admin::RawAdmin>,
+    /// `[balancers.NAME]`: the embedded L7 balancer pools.
+    #[serde(default)]
+    pub balancers: BTreeMap<String, Spanned<RawBalancer>>,
 }
 
 /// `[geo]`.
@@ -153,4 +158,118 @@ pub(super) struct RawDns {
     pub tcp_idle_timeout: Option<Spanned<String>>,
     /// `tcp_max_connections = 1024`.
     pub tcp_max_connections: Option<Spanned<u64>>,
+}
+
+/// `[balancers.NAME]`: one embedded L7 balancer pool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBalancer {
+    /// `listen = "127.0.0.1:8081"`.
+    pub listen: Spanned<String>,
+    /// `algorithm = "least_request"`.
+    pub algorithm: Option<Spanned<String>>,
+    /// `hash_key = "header:x-user-id"` (ring_hash, maglev).
+    pub hash_key: Option<Spanned<String>>,
+    /// `cookie_name = "meridian_backend"` (cookie).
+    pub cookie_name: Option<Spanned<String>>,
+    /// `min_healthy = 2`.
+    pub min_healthy: Option<Spanned<u64>>,
+    /// `health_path = "/health"`.
+    pub health_path: Option<Spanned<String>>,
+    /// `backends = [{ addr = "127.0.0.1:9001", weight = 1 }]`: the default backend set.
+    pub backends: Spanned<Vec<Spanned<RawBackend>>>,
+    /// `connect_timeout = "1s"`.
+    pub connect_timeout: Option<Spanned<String>>,
+    /// `response_timeout = "30s"`.
+    pub response_timeout: Option<Spanned<String>>,
+    /// `idle_timeout = "60s"`.
+    pub idle_timeout: Option<Spanned<String>>,
+    /// `drain_timeout = "30s"`.
+    pub drain_timeout: Option<Spanned<String>>,
+    /// `max_connections = 10000`.
+    pub max_connections: Option<Spanned<u64>>,
+    /// `max_header_bytes = 65536`.
+    pub max_header_bytes: Option<Spanned<u64>>,
+    /// `max_body_bytes = 0` (0: unlimited).
+    pub max_body_bytes: Option<Spanned<u64>>,
+    /// `[balancers.NAME.health]`: active checks of each backend.
+    pub health: Option<Spanned<RawBackendHealth>>,
+    /// `[balancers.NAME.outlier]`: passive checks on real traffic.
+    pub outlier: Option<Spanned<RawOutlier>>,
+    /// `[balancers.NAME.backend_sets.SET]`: further named backend sets.
+    #[serde(default)]
+    pub backend_sets: BTreeMap<String, Spanned<RawBackendSet>>,
+    /// `[[balancers.NAME.routes]]`.
+    #[serde(default)]
+    pub routes: Vec<Spanned<RawRoute>>,
+}
+
+/// One `{ addr = "127.0.0.1:9001", weight = 1 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackend {
+    /// `addr = "127.0.0.1:9001"`.
+    pub addr: Spanned<String>,
+    /// `weight = 1`.
+    pub weight: Option<Spanned<u64>>,
+}
+
+/// `[balancers.NAME.backend_sets.SET]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackendSet {
+    /// `backends = [...]`.
+    pub backends: Spanned<Vec<Spanned<RawBackend>>>,
+}
+
+/// `[balancers.NAME.health]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackendHealth {
+    /// `path = "/health"`.
+    pub path: Option<Spanned<String>>,
+    /// `interval = "2s"`.
+    pub interval: Option<Spanned<String>>,
+    /// `timeout = "1s"`.
+    pub timeout: Option<Spanned<String>>,
+    /// `rise = 2`.
+    pub rise: Option<Spanned<u64>>,
+    /// `fall = 3`.
+    pub fall: Option<Spanned<u64>>,
+    /// `expect_status = ["2xx"]`.
+    pub expect_status: Option<Spanned<Vec<toml::Value>>>,
+}
+
+/// `[balancers.NAME.outlier]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutlier {
+    /// `consecutive_errors = 5`.
+    pub consecutive_errors: Option<Spanned<u64>>,
+    /// `eject_for = "30s"`.
+    pub eject_for: Option<Spanned<String>>,
+}
+
+/// `[[balancers.NAME.routes]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    /// `path_prefix = "/api/"`.
+    pub path_prefix: Option<Spanned<String>>,
+    /// `host = "api.example.com"`.
+    pub host: Option<Spanned<String>>,
+    /// `header = { name = "x-canary", value = "1" }`.
+    pub header: Option<Spanned<RawHeaderMatch>>,
+    /// `backends = "api"`: a backend set's name.
+    pub backends: Spanned<String>,
+}
+
+/// `{ name = "x-canary", value = "1" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeaderMatch {
+    /// The header's name.
+    pub name: Spanned<String>,
+    /// The exact value it must have.
+    pub value: Spanned<String>,
 }

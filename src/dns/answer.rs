@@ -46,6 +46,8 @@ pub struct Outcome {
     pub rcode: Rcode,
     /// Whether TC was set.
     pub truncated: bool,
+    /// The query type asked (0 when the question could not be read).
+    pub qtype: u16,
 }
 
 /// Answers `packet`, received from `client`, from `snapshot` into `out`. `None`: send nothing
@@ -68,6 +70,7 @@ pub fn respond(
             return Some(Outcome {
                 rcode: Rcode::FormErr,
                 truncated: false,
+                qtype: 0,
             });
         }
         Err(Malformed::NotImp) => {
@@ -75,6 +78,7 @@ pub fn respond(
             return Some(Outcome {
                 rcode: Rcode::NotImp,
                 truncated: false,
+                qtype: 0,
             });
         }
     };
@@ -89,7 +93,11 @@ pub fn respond(
     let (rcode, additional_required) = decide(snapshot, &query, client, transport, &mut response);
     response.rcode(rcode);
     let truncated = response.finish(limit, snapshot.max_udp_payload, additional_required);
-    Some(Outcome { rcode, truncated })
+    Some(Outcome {
+        rcode,
+        truncated,
+        qtype: query.qtype,
+    })
 }
 
 /// Fills `response` for a well-formed query; returns the rcode and whether the additional section
@@ -379,6 +387,14 @@ fn answer_service<'s>(
     } else {
         geo_scope
     });
+    let counted = match decision.outcome {
+        policy::Outcome::Regions(picks) => picks.as_slice().first().copied(),
+        _ => None,
+    };
+    let counter = counted.map_or(service.counters.len().wrapping_sub(1), usize::from);
+    if let Some(counters) = service.counters.get(counter) {
+        counters.count(decision.reason.index());
+    }
     let records = service.records(decision.degraded);
     let chosen = |region: RegionId| {
         records

@@ -97,7 +97,17 @@ async fn connection(
         }
         let answered = {
             let current = snapshot.load();
-            respond(&current, &query, peer, Transport::Tcp, &mut out).is_some()
+            let started = std::time::Instant::now();
+            let outcome = respond(&current, &query, peer, Transport::Tcp, &mut out);
+            if let Some(outcome) = outcome {
+                current.telemetry.record(
+                    Transport::Tcp,
+                    outcome.qtype,
+                    outcome.rcode as u8,
+                    started.elapsed(),
+                );
+            }
+            outcome.is_some()
         };
         if answered {
             writer.write_u16(out.len() as u16).await?;

@@ -5,6 +5,7 @@
 //! buffer and sends them all with one `sendmmsg`. The kernel spreads packets over the sockets of
 //! one address by flow hash.
 
+use std::time::Instant;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -169,10 +170,17 @@ fn serve(socket: &UdpSocket, snapshot: &ArcSwap<Snapshot>, stop: &AtomicBool) {
             };
             let packet = &batch.packets[index][..len];
             let reply = &mut batch.replies[index];
-            if respond(&current, packet, peer, Transport::Udp, reply).is_none() {
+            let started = Instant::now();
+            let Some(outcome) = respond(&current, packet, peer, Transport::Udp, reply) else {
                 batch.lens[index] = None;
                 continue;
-            }
+            };
+            current.telemetry.record(
+                Transport::Udp,
+                outcome.qtype,
+                outcome.rcode as u8,
+                started.elapsed(),
+            );
             answered += 1;
         }
         drop(current);

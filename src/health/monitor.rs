@@ -5,7 +5,7 @@
 //! lock while it publishes and while a reload swaps in a new snapshot, so a view is always
 //! computed for the region and service numbering of the snapshot it is stored in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
@@ -15,11 +15,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
+mod control;
+
+pub use control::{OverrideRequest, RegionControl};
+
 use super::ProbeReport;
 use super::probe::Prober;
 use super::state::{RegionState, TargetState, Thresholds, Transition};
+use crate::admin::overrides::effective;
+use crate::admin::{BOOK_VERSION, Book};
 use crate::config::{Config, Failback, HealthConfig, MonitorConfig, Policy, RegionId};
-use crate::policy::{HealthView, RegionStatus};
+use crate::policy::HealthView;
 use crate::snapshot::Snapshot;
 
 /// The regional health monitor of a running server.
@@ -36,6 +42,8 @@ struct Shared {
     cell: Arc<ArcSwap<Snapshot>>,
     /// The latest state to persist; a writer task saves it.
     persist: watch::Sender<Option<String>>,
+    /// The latest operator book to persist.
+    persist_book: watch::Sender<Option<String>>,
 }
 
 /// The monitor's mutable state.
@@ -48,6 +56,23 @@ struct Inner {
     next_id: u64,
     /// Whether every target has been probed at least once.
     ready: bool,
+    /// Operator overrides and drills.
+    book: Book,
+    /// Per region name: what drills and drains need to know.
+    region_info: BTreeMap<String, RegionInfo>,
+    /// Cumulative GSLB answers per region, sampled every tick, for the last minute.
+    samples: VecDeque<(SystemTime, BTreeMap<String, u64>)>,
+    /// When each region last got an answer, as seen by the ticks.
+    last_answer: BTreeMap<String, SystemTime>,
+}
+
+/// Per-region facts from the config.
+#[derive(Debug, Clone, Copy, Default)]
+struct RegionInfo {
+    /// The longest TTL (normal or degraded) of any answer pointing at the region.
+    max_ttl: u32,
+    /// Its configured capacity.
+    capacity: Option<u32>,
 }
 
 /// One region: its rule, state and targets.
@@ -194,15 +219,31 @@ impl Monitor {
             check_writable(path)?;
             tokio::spawn(write_states(path.clone(), persist_rx));
         }
+        let book = config
+            .admin
+            .state_file
+            .as_deref()
+            .and_then(read_book)
+            .unwrap_or_default();
+        let (persist_book, book_rx) = watch::channel(None);
+        if let Some(path) = &config.admin.state_file {
+            check_writable(path)?;
+            tokio::spawn(write_states(path.clone(), book_rx));
+        }
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 regions: Vec::new(),
                 services: Vec::new(),
                 next_id: 0,
                 ready: false,
+                book,
+                region_info: BTreeMap::new(),
+                samples: VecDeque::new(),
+                last_answer: BTreeMap::new(),
             }),
             cell,
             persist,
+            persist_book,
         });
         {
             let mut inner = shared.lock();
@@ -210,6 +251,7 @@ impl Monitor {
             shared.reconcile(&mut inner, config, &persisted);
             shared.publish(&inner, &snapshot);
         }
+        tokio::spawn(control::tick(Arc::downgrade(&shared)));
         Ok(Monitor { shared })
     }
 
@@ -405,6 +447,25 @@ impl Shared {
             })
             .collect();
         inner.ready = all_probed(inner);
+        inner.region_info = config
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(id, region)| {
+                let max_ttl = config
+                    .services
+                    .iter()
+                    .filter(|service| service.answers.contains_key(&(id as RegionId)))
+                    .map(|service| service.ttl.max(service.ttl_degraded))
+                    .max()
+                    .unwrap_or(0);
+                let info = RegionInfo {
+                    max_ttl,
+                    capacity: region.capacity,
+                };
+                (region.name.clone(), info)
+            })
+            .collect();
     }
 
     /// Starts the probe task of target `id`.
@@ -503,6 +564,12 @@ impl Shared {
         if inner.ready && !was_ready {
             tracing::info!("health: first probe round complete");
         }
+        if target_flip.is_some() || region_flip.is_some() {
+            let snapshot = self.cell.load();
+            for _ in target_flip.iter().chain(region_flip.iter()) {
+                snapshot.telemetry.health_transition();
+            }
+        }
         if region_flip.is_some() {
             let snapshot = self.cell.load_full();
             self.publish(&inner, &snapshot);
@@ -514,16 +581,17 @@ impl Shared {
 
     /// Stores the health view of `inner` into `snapshot`.
     fn publish(&self, inner: &Inner, snapshot: &Snapshot) {
+        let now = SystemTime::now();
         let view = HealthView {
             regions: inner
                 .regions
                 .iter()
                 .map(|region| {
-                    if region.state.is_up() {
-                        RegionStatus::NOMINAL
-                    } else {
-                        RegionStatus::DOWN
-                    }
+                    effective(
+                        region.state.is_up(),
+                        inner.book.overrides.get(&region.name),
+                        now,
+                    )
                 })
                 .collect(),
             held: inner.services.iter().map(|service| service.held).collect(),
@@ -660,6 +728,30 @@ fn read_state(path: &Path) -> Persisted {
         Err(err) => {
             move_aside(path, &err.to_string());
             Persisted::default()
+        }
+    }
+}
+
+/// Reads the operator book. A missing file is `None`; a corrupt one is moved aside and
+/// reported.
+fn read_book(path: &Path) -> Option<Book> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(err) => {
+            tracing::error!(path = %path.display(), %err, "cannot read the admin state file; starting without overrides");
+            return None;
+        }
+    };
+    match serde_json::from_str::<Book>(&text) {
+        Ok(book) if book.version == BOOK_VERSION => Some(book),
+        Ok(book) => {
+            move_aside(path, &format!("unknown version {}", book.version));
+            None
+        }
+        Err(err) => {
+            move_aside(path, &err.to_string());
+            None
         }
     }
 }

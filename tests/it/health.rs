@@ -96,7 +96,7 @@ impl Endpoint {
 }
 
 /// Probe interval of the timed tests.
-const INTERVAL: Duration = Duration::from_millis(300);
+const INTERVAL: Duration = Duration::from_millis(500);
 /// Consecutive results needed to flip, both ways.
 const THRESHOLD: u32 = 2;
 

@@ -1,0 +1,876 @@
+//! One balancer's backends and their state: the backend sets with their selectors, the routes,
+//! the per-backend admin intent (`enabled`), observation (`healthy`, outlier ejection) and load
+//! (outstanding requests, peak-EWMA latency), and the active health-check tasks.
+//!
+//! A [`Topology`] is built from the config and swapped in whole (`ArcSwap`); the request path
+//! only loads it. A backend's state lives in an [`Arc<Backend>`] keyed by address, so a reload
+//! that keeps a backend keeps its health, its load and its outstanding requests. A set's
+//! [`Selector`] is rebuilt only when the set's backends or weights (or the algorithm) change.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use http::uri::Authority;
+
+use super::{Algorithm, PeakEwma, SelectInput, Selector};
+use crate::config::{BalancerConfig, HashKey, OutlierConfig};
+use crate::health::probe::Prober;
+use crate::health::state::{TargetState, Thresholds};
+
+/// An ejection lasts at most this many times `eject_for`, however often it repeats.
+const MAX_EJECTION_FACTOR: u32 = 10;
+
+/// Milliseconds since the first call in this process: the clock of ejection deadlines, kept in
+/// an atomic so the request path reads it without a lock.
+fn now_ms() -> u64 {
+    /// The process's time origin for [`now_ms`].
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// Locks `mutex`, ignoring poisoning (the data are counters and estimates, always consistent).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One backend of a balancer, shared by every set that lists its address and kept across
+/// reloads while its address stays configured.
+#[derive(Debug)]
+pub struct Backend {
+    /// Where it listens.
+    addr: SocketAddr,
+    /// `addr` as a URI authority, for upstream request URIs.
+    authority: Authority,
+    /// Admin intent: `false` while drained (no new requests; in-flight ones finish).
+    enabled: AtomicBool,
+    /// Observation of the active checks; always `true` without checks.
+    healthy: AtomicBool,
+    /// Passive ejection deadline in [`now_ms`] milliseconds; 0: not ejected.
+    ejected_until: AtomicU64,
+    /// Requests sent and not yet finished.
+    outstanding: AtomicU32,
+    /// Response-header latency estimate.
+    latency: Mutex<PeakEwma>,
+    /// Passive outlier detection state.
+    outlier: Mutex<OutlierState>,
+    /// The active checks' rise/fall state.
+    check: Mutex<TargetState>,
+    /// Requests sent to this backend.
+    requests: AtomicU64,
+    /// Requests that failed at this backend (transport errors, timeouts, 502/503/504).
+    failures: AtomicU64,
+}
+
+impl Backend {
+    /// A new, enabled, healthy backend at `addr`.
+    fn new(addr: SocketAddr) -> Self {
+        let authority = Authority::try_from(addr.to_string().as_str())
+            .unwrap_or_else(|_| Authority::from_static("invalid"));
+        Self {
+            addr,
+            authority,
+            enabled: AtomicBool::new(true),
+            healthy: AtomicBool::new(true),
+            ejected_until: AtomicU64::new(0),
+            outstanding: AtomicU32::new(0),
+            latency: Mutex::new(PeakEwma::with_defaults(Instant::now())),
+            outlier: Mutex::new(OutlierState::default()),
+            check: Mutex::new(TargetState::new(true)),
+            requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `addr` as a URI authority.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// Whether the operator lets it take new requests.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Whether the active checks see it up (always without checks).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether passive outlier detection has it ejected at `now_ms`.
+    fn is_ejected(&self, now_ms: u64) -> bool {
+        self.ejected_until.load(Ordering::Relaxed) > now_ms
+    }
+
+    /// Whether it is ejected now.
+    pub fn is_ejected_now(&self) -> bool {
+        self.is_ejected(now_ms())
+    }
+
+    /// Requests in flight.
+    pub fn outstanding(&self) -> u32 {
+        self.outstanding.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent, and requests that failed.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Marks a request as sent: counted as outstanding until the guard drops.
+    pub fn begin(self: &Arc<Self>) -> Outstanding {
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Outstanding {
+            backend: Arc::clone(self),
+        }
+    }
+
+    /// Feeds a response-header latency into the estimate.
+    pub fn observe_latency(&self, rtt: Duration) {
+        lock(&self.latency).observe(rtt, Instant::now());
+    }
+
+    /// Records a request's outcome for passive outlier detection (`None`: detection off).
+    pub fn record(&self, ok: bool, outlier: Option<&OutlierConfig>) {
+        if !ok {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(config) = outlier else { return };
+        let now = Instant::now();
+        let ejection = lock(&self.outlier).record(ok, config, now);
+        if let Some(length) = ejection {
+            let until = now_ms().saturating_add(u64::try_from(length.as_millis()).unwrap_or(0));
+            self.ejected_until.store(until, Ordering::Relaxed);
+            tracing::warn!(
+                backend = %self.addr,
+                eject_ms = length.as_millis() as u64,
+                "backend ejected after consecutive errors"
+            );
+        }
+    }
+}
+
+/// A request counted in its backend's outstanding requests until dropped.
+#[derive(Debug)]
+pub struct Outstanding {
+    /// The backend.
+    backend: Arc<Backend>,
+}
+
+impl Outstanding {
+    /// The backend the request went to.
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+}
+
+impl Drop for Outstanding {
+    /// The request finished: one fewer outstanding.
+    fn drop(&mut self) {
+        self.backend.outstanding.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Passive outlier detection of one backend (pure: time is an argument).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutlierState {
+    /// Failed requests in a row.
+    consecutive: u32,
+    /// Ejections in the current series; the next one lasts `eject_for * 2^ejections` (capped).
+    ejections: u32,
+    /// When the last ejection ends.
+    ejected_until: Option<Instant>,
+}
+
+impl OutlierState {
+    /// Records one request's outcome at `now`; returns the ejection's length when this failure
+    /// ejects the backend.
+    ///
+    /// A backend is ejected after `consecutive_errors` failures in a row (failures while it is
+    /// ejected, from requests already in flight, do not count). Each repeated ejection doubles
+    /// the length, up to [`MAX_EJECTION_FACTOR`] times `eject_for`; the series starts over once
+    /// the backend has served that long since its last ejection ended.
+    pub fn record(&mut self, ok: bool, config: &OutlierConfig, now: Instant) -> Option<Duration> {
+        if ok {
+            self.consecutive = 0;
+            return None;
+        }
+        if self.ejected_until.is_some_and(|until| now < until) {
+            return None;
+        }
+        self.consecutive = self.consecutive.saturating_add(1);
+        if self.consecutive < config.consecutive_errors {
+            return None;
+        }
+        let longest = config.eject_for * MAX_EJECTION_FACTOR;
+        if self
+            .ejected_until
+            .is_some_and(|until| now.saturating_duration_since(until) >= longest)
+        {
+            self.ejections = 0;
+        }
+        let factor = 1u32
+            .checked_shl(self.ejections)
+            .unwrap_or(u32::MAX)
+            .min(MAX_EJECTION_FACTOR);
+        let length = config.eject_for * factor;
+        self.ejections = self.ejections.saturating_add(1);
+        self.consecutive = 0;
+        self.ejected_until = Some(now + length);
+        Some(length)
+    }
+}
+
+/// One backend set of a topology.
+#[derive(Debug)]
+pub struct BackendSet {
+    /// The set's name.
+    name: String,
+    /// Its backends, indexed like the selector.
+    members: Box<[Arc<Backend>]>,
+    /// Their weights, to tell whether a reload changed the set.
+    weights: Box<[NonZeroU32]>,
+    /// The balancing over `members`.
+    selector: Arc<Selector>,
+}
+
+impl BackendSet {
+    /// The set's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its backends.
+    pub fn members(&self) -> &[Arc<Backend>] {
+        &self.members
+    }
+}
+
+/// What a request offers the selector besides load and health.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestKey<'a> {
+    /// The client's address.
+    pub client_ip: Option<IpAddr>,
+    /// The request's hash key bytes (`ring_hash`, `maglev`).
+    pub hash_key: Option<&'a [u8]>,
+    /// The stickiness cookie's value (`cookie`).
+    pub cookie: Option<&'a str>,
+}
+
+/// A pick: the backend, and for `cookie` the cookie value to set.
+#[derive(Debug)]
+pub struct Chosen {
+    /// Index of the backend in its set.
+    pub index: usize,
+    /// The backend.
+    pub backend: Arc<Backend>,
+    /// For `cookie`: the token the response must set.
+    pub set_cookie: Option<HeaderValue>,
+}
+
+/// Per-thread buffers for the selector's inputs, so a pick allocates nothing once warm.
+#[derive(Debug)]
+struct Scratch {
+    /// Eligibility per member.
+    eligible: Vec<bool>,
+    /// Outstanding requests per member.
+    outstanding: Vec<u32>,
+    /// Latency estimates per member.
+    latency: Vec<PeakEwma>,
+    /// The thread's random source.
+    rng: fastrand::Rng,
+}
+
+thread_local! {
+    /// This thread's [`Scratch`].
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch {
+        eligible: Vec::new(),
+        outstanding: Vec::new(),
+        latency: Vec::new(),
+        rng: fastrand::Rng::new(),
+    });
+}
+
+impl BackendSet {
+    /// Picks a backend for a request, skipping the members at `skip` (tried already).
+    ///
+    /// Eligible: enabled, healthy and not ejected. If every enabled, healthy member is ejected
+    /// (or skipped by ejection), ejections are ignored rather than failing every request.
+    pub fn pick(
+        &self,
+        algorithm: Algorithm,
+        key: &RequestKey<'_>,
+        skip: &[usize],
+    ) -> Option<Chosen> {
+        let now = now_ms();
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let Scratch {
+                eligible,
+                outstanding,
+                latency,
+                rng,
+            } = &mut *scratch;
+            eligible.clear();
+            eligible.extend(self.members.iter().map(|backend| {
+                backend.is_enabled() && backend.is_healthy() && !backend.is_ejected(now)
+            }));
+            for &index in skip {
+                if let Some(slot) = eligible.get_mut(index) {
+                    *slot = false;
+                }
+            }
+            if !eligible.iter().any(|&ok| ok) {
+                for (index, backend) in self.members.iter().enumerate() {
+                    eligible[index] =
+                        backend.is_enabled() && backend.is_healthy() && !skip.contains(&index);
+                }
+            }
+            outstanding.clear();
+            latency.clear();
+            let needs_load = matches!(
+                algorithm,
+                Algorithm::LeastConnections
+                    | Algorithm::LeastRequest
+                    | Algorithm::LeastResponseTime
+            );
+            if needs_load {
+                outstanding.extend(self.members.iter().map(|backend| backend.outstanding()));
+            }
+            if algorithm == Algorithm::LeastResponseTime {
+                latency.extend(self.members.iter().map(|backend| *lock(&backend.latency)));
+            }
+            let input = SelectInput {
+                eligible,
+                outstanding,
+                latency,
+                client_ip: key.client_ip,
+                hash_key: key.hash_key,
+                cookie: key.cookie,
+                now: Instant::now(),
+            };
+            let pick = self.selector.select(&input, rng)?;
+            Some(Chosen {
+                index: pick.backend,
+                backend: Arc::clone(&self.members[pick.backend]),
+                set_cookie: pick
+                    .set_cookie
+                    .and_then(|token| HeaderValue::from_str(token).ok()),
+            })
+        })
+    }
+}
+
+/// One configuration generation of a balancer: its settings, sets and routes.
+#[derive(Debug)]
+pub struct Topology {
+    /// The balancer's validated config.
+    pub config: Arc<BalancerConfig>,
+    /// The sets, indexed like `config.sets`.
+    pub sets: Box<[BackendSet]>,
+}
+
+impl Topology {
+    /// The index of the set serving a request, by the first matching route.
+    pub fn route(&self, path: &str, host: Option<&str>, headers: &http::HeaderMap) -> usize {
+        self.config
+            .routes
+            .iter()
+            .find(|route| {
+                path.starts_with(route.path_prefix.as_str())
+                    && route
+                        .host
+                        .as_deref()
+                        .is_none_or(|want| host.is_some_and(|host| host.eq_ignore_ascii_case(want)))
+                    && route.header.as_ref().is_none_or(|want| {
+                        headers
+                            .get_all(want.name.as_str())
+                            .iter()
+                            .any(|value| value.as_bytes() == want.value.as_bytes())
+                    })
+            })
+            .map_or(0, |route| route.set)
+    }
+
+    /// Whether a request's hash key is needed, and which.
+    pub fn hash_key(&self) -> Option<&HashKey> {
+        self.config.hash_key.as_ref()
+    }
+}
+
+/// A pool's health, as its `/health` endpoint reports it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolHealth {
+    /// Default-set backends that are healthy, enabled and not ejected.
+    pub healthy: usize,
+    /// Default-set backends.
+    pub total: usize,
+    /// Requests in flight through the pool.
+    pub in_flight: u64,
+    /// Smoothed response-header latency, in milliseconds.
+    pub latency_ms: f64,
+    /// Whether `healthy` reaches `min_healthy`.
+    pub ok: bool,
+}
+
+/// One balancer's backends, sets and health checks.
+#[derive(Debug)]
+pub struct Pool {
+    /// The current generation.
+    topology: ArcSwap<Topology>,
+    /// Every configured backend by address (the union of all sets).
+    backends: Mutex<HashMap<SocketAddr, Arc<Backend>>>,
+    /// The running active-check task of each backend.
+    checks: Mutex<HashMap<SocketAddr, tokio::task::JoinHandle<()>>>,
+    /// Requests in flight through the pool.
+    in_flight: AtomicU64,
+    /// Smoothed response-header latency, in microseconds (EWMA, 1/8 per sample).
+    latency_us: AtomicU64,
+}
+
+impl Pool {
+    /// A pool for `config`, with its active checks started (inside a Tokio runtime).
+    pub fn start(config: &BalancerConfig) -> Arc<Self> {
+        let mut backends = HashMap::new();
+        let topology = build(config, None, &mut backends);
+        let pool = Arc::new(Self {
+            topology: ArcSwap::from_pointee(topology),
+            backends: Mutex::new(backends),
+            checks: Mutex::new(HashMap::new()),
+            in_flight: AtomicU64::new(0),
+            latency_us: AtomicU64::new(0),
+        });
+        pool.reconcile_checks(None);
+        pool
+    }
+
+    /// The current generation.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.load_full()
+    }
+
+    /// Installs `config`: backends that stay keep their state and outstanding requests; sets
+    /// whose backends and weights are unchanged keep their selector.
+    pub fn reload(&self, config: &BalancerConfig) {
+        let old = self.topology.load_full();
+        let mut backends = lock(&self.backends);
+        let mut next = HashMap::new();
+        let topology = build(config, Some((&old, &backends)), &mut next);
+        *backends = next;
+        drop(backends);
+        self.topology.store(Arc::new(topology));
+        self.reconcile_checks(old.config.health.as_ref());
+    }
+
+    /// The backend at `addr`, if configured.
+    pub fn backend(&self, addr: SocketAddr) -> Option<Arc<Backend>> {
+        lock(&self.backends).get(&addr).cloned()
+    }
+
+    /// Stops new requests to the backend at `addr`; in-flight ones finish. Returns whether it
+    /// is configured. The state lasts until [`Pool::undrain`] (across reloads that keep it).
+    pub fn drain(&self, addr: SocketAddr) -> bool {
+        self.set_enabled(addr, false)
+    }
+
+    /// Lets the backend at `addr` take new requests again. Returns whether it is configured.
+    pub fn undrain(&self, addr: SocketAddr) -> bool {
+        self.set_enabled(addr, true)
+    }
+
+    /// Sets a backend's admin intent.
+    fn set_enabled(&self, addr: SocketAddr, enabled: bool) -> bool {
+        match self.backend(addr) {
+            Some(backend) => {
+                backend.enabled.store(enabled, Ordering::Relaxed);
+                tracing::info!(backend = %addr, enabled, "backend admin state changed");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts a request entering the pool until the guard drops.
+    pub fn enter(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            pool: Arc::clone(self),
+        }
+    }
+
+    /// Feeds a response-header latency into the pool's smoothed latency.
+    pub fn observe_latency(&self, rtt: Duration) {
+        let sample = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .latency_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 {
+                    sample
+                } else {
+                    old - old / 8 + sample / 8
+                })
+            });
+    }
+
+    /// The pool's health: the default set's eligible backends against `min_healthy`.
+    pub fn health(&self) -> PoolHealth {
+        let topology = self.topology.load();
+        let now = now_ms();
+        let members = topology.sets[0].members();
+        let healthy = members
+            .iter()
+            .filter(|b| b.is_enabled() && b.is_healthy() && !b.is_ejected(now))
+            .count();
+        PoolHealth {
+            healthy,
+            total: members.len(),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            latency_ms: self.latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            ok: healthy >= topology.config.min_healthy,
+        }
+    }
+
+    /// Starts, restarts or stops active-check tasks to match the current topology; `previous`
+    /// is the health config the running tasks were started with.
+    fn reconcile_checks(&self, previous: Option<&crate::config::BackendHealthConfig>) {
+        let topology = self.topology.load_full();
+        let backends = lock(&self.backends).clone();
+        let mut checks = lock(&self.checks);
+        let health = topology.config.health.as_ref();
+        if health != previous {
+            for (_, task) in checks.drain() {
+                task.abort();
+            }
+        }
+        checks.retain(|addr, task| {
+            let keep = backends.contains_key(addr);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        let Some(health) = health else {
+            for backend in backends.values() {
+                backend.healthy.store(true, Ordering::Relaxed);
+            }
+            return;
+        };
+        for (addr, backend) in backends {
+            if checks.contains_key(&addr) {
+                continue;
+            }
+            let Some(monitor) = health.monitor(addr) else {
+                continue;
+            };
+            let prober = match Prober::new(&monitor) {
+                Ok(prober) => prober,
+                Err(err) => {
+                    tracing::error!(backend = %addr, %err, "cannot set up the backend's health check");
+                    continue;
+                }
+            };
+            let thresholds = Thresholds {
+                rise: health.rise,
+                fall: health.fall,
+            };
+            let interval = health.interval;
+            checks.insert(
+                addr,
+                tokio::spawn(run_checks(backend, prober, thresholds, interval)),
+            );
+        }
+    }
+
+    /// Stops every active-check task.
+    pub fn stop_checks(&self) {
+        for (_, task) in lock(&self.checks).drain() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Pool {
+    /// The pool is gone (its balancer stopped or was dropped): its checks stop too.
+    fn drop(&mut self) {
+        self.stop_checks();
+    }
+}
+
+/// Probes one backend every `interval` and feeds its rise/fall state.
+async fn run_checks(
+    backend: Arc<Backend>,
+    prober: Prober,
+    thresholds: Thresholds,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let report = prober.probe().await;
+        let transition = lock(&backend.check).observe(&report, thresholds);
+        if let Some(transition) = transition {
+            backend.healthy.store(transition.up, Ordering::Relaxed);
+            tracing::warn!(
+                backend = %backend.addr,
+                up = transition.up,
+                reason = %transition.reason,
+                "backend health changed"
+            );
+        }
+    }
+}
+
+/// A request counted in the pool's in-flight requests until dropped.
+#[derive(Debug)]
+pub struct InFlight {
+    /// The pool.
+    pool: Arc<Pool>,
+}
+
+impl Drop for InFlight {
+    /// The request finished.
+    fn drop(&mut self) {
+        self.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Builds a topology for `config`, reusing the backends and selectors of `previous` (the old
+/// topology and backend table) where unchanged; fills `backends` with every backend used.
+fn build(
+    config: &BalancerConfig,
+    previous: Option<(&Topology, &HashMap<SocketAddr, Arc<Backend>>)>,
+    backends: &mut HashMap<SocketAddr, Arc<Backend>>,
+) -> Topology {
+    let mut sets = Vec::with_capacity(config.sets.len());
+    for set in &config.sets {
+        let members: Box<[Arc<Backend>]> = set
+            .backends
+            .iter()
+            .map(|entry| {
+                let backend = backends
+                    .get(&entry.addr)
+                    .cloned()
+                    .or_else(|| previous.and_then(|(_, old)| old.get(&entry.addr).cloned()))
+                    .unwrap_or_else(|| Arc::new(Backend::new(entry.addr)));
+                backends.insert(entry.addr, Arc::clone(&backend));
+                backend
+            })
+            .collect();
+        let weights: Box<[NonZeroU32]> = set.backends.iter().map(|entry| entry.weight).collect();
+        let reused = previous.and_then(|(old, _)| {
+            let old_set = old.sets.iter().find(|old_set| old_set.name == set.name)?;
+            let same = old.config.algorithm == config.algorithm
+                && old_set.weights == weights
+                && old_set.members.len() == members.len()
+                && old_set
+                    .members
+                    .iter()
+                    .zip(members.iter())
+                    .all(|(a, b)| a.addr == b.addr);
+            same.then(|| Arc::clone(&old_set.selector))
+        });
+        let selector = reused.unwrap_or_else(|| {
+            // The config validation built this very selector, so it cannot fail here; should it
+            // anyway, an empty selector answers 503 rather than misrouting.
+            Arc::new(
+                Selector::new(config.algorithm, &set.specs()).unwrap_or_else(|err| {
+                    tracing::error!(balancer = %config.name, set = %set.name, %err, "cannot build the selector");
+                    empty_selector()
+                }),
+            )
+        });
+        sets.push(BackendSet {
+            name: set.name.clone(),
+            members,
+            weights,
+            selector,
+        });
+    }
+    Topology {
+        config: Arc::new(config.clone()),
+        sets: sets.into_boxed_slice(),
+    }
+}
+
+/// A selector over no backends: it never picks.
+fn empty_selector() -> Selector {
+    match Selector::new(Algorithm::Random, &[]) {
+        Ok(selector) => selector,
+        Err(_) => unreachable!("an empty random selector always builds"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    /// The outlier settings the tests use.
+    const OUTLIER: OutlierConfig = OutlierConfig {
+        consecutive_errors: 3,
+        eject_for: Duration::from_secs(10),
+    };
+
+    /// Fails `state` `count` times at `now`; the last result.
+    fn fail(state: &mut OutlierState, count: u32, now: Instant) -> Option<Duration> {
+        (0..count)
+            .map(|_| state.record(false, &OUTLIER, now))
+            .last()
+            .flatten()
+    }
+
+    #[test]
+    fn ejection_after_consecutive_errors_with_backoff() {
+        let start = Instant::now();
+        let mut state = OutlierState::default();
+        assert_eq!(fail(&mut state, 2, start), None);
+        assert_eq!(
+            state.record(true, &OUTLIER, start),
+            None,
+            "a success resets"
+        );
+        assert_eq!(fail(&mut state, 2, start), None);
+        assert_eq!(fail(&mut state, 1, start), Some(Duration::from_secs(10)));
+        assert_eq!(fail(&mut state, 5, start), None, "no count while ejected");
+        let mut now = start + Duration::from_secs(10);
+        let mut lengths = Vec::new();
+        for _ in 0..6 {
+            let length = fail(&mut state, 3, now).unwrap();
+            lengths.push(length.as_secs());
+            now += length;
+        }
+        assert_eq!(lengths, [20, 40, 80, 100, 100, 100]);
+        now += Duration::from_secs(100);
+        assert_eq!(
+            fail(&mut state, 3, now),
+            Some(Duration::from_secs(10)),
+            "the series starts over after a long healthy run"
+        );
+    }
+
+    /// A balancer config from the lines of its table.
+    fn balancer(lines: &str) -> BalancerConfig {
+        let text = format!(
+            "[dns]\nlisten = [\"127.0.0.1:53\"]\nzones_dir = \"z\"\n[balancers.web]\nlisten = \"127.0.0.1:0\"\n{lines}"
+        );
+        Config::parse(&text, Path::new("m.toml"))
+            .unwrap()
+            .balancers
+            .remove(0)
+    }
+
+    #[test]
+    fn routes_pick_sets_and_reload_keeps_state() {
+        let config = balancer(
+            "algorithm = \"weighted_round_robin\"\n\
+             backends = [{ addr = \"127.0.0.1:1\", weight = 2 }, { addr = \"127.0.0.1:2\" }]\n\
+             [balancers.web.backend_sets.api]\nbackends = [{ addr = \"127.0.0.1:3\" }, { addr = \"127.0.0.1:1\" }]\n\
+             [[balancers.web.routes]]\npath_prefix = \"/api/\"\nheader = { name = \"x-canary\", value = \"1\" }\nbackends = \"api\"\n",
+        );
+        let mut backends = HashMap::new();
+        let topology = build(&config, None, &mut backends);
+        assert_eq!(backends.len(), 3, "a shared address is one backend");
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(topology.route("/api/x", None, &headers), 0);
+        headers.insert("x-canary", HeaderValue::from_static("1"));
+        assert_eq!(topology.route("/api/x", None, &headers), 1);
+        assert_eq!(topology.route("/web", None, &headers), 0);
+
+        let key = RequestKey::default();
+        let set = &topology.sets[0];
+        let picks: Vec<u16> = (0..3)
+            .filter_map(|_| set.pick(Algorithm::WeightedRoundRobin, &key, &[]))
+            .map(|chosen| chosen.backend.addr().port())
+            .collect();
+        assert_eq!(picks, [1, 2, 1]);
+        let skipped = set.pick(Algorithm::WeightedRoundRobin, &key, &[0]).unwrap();
+        assert_eq!(skipped.backend.addr().port(), 2);
+
+        let shared = Arc::clone(&set.members[0]);
+        shared.enabled.store(false, Ordering::Relaxed);
+        for _ in 0..4 {
+            let chosen = set.pick(Algorithm::WeightedRoundRobin, &key, &[]).unwrap();
+            assert_eq!(
+                chosen.backend.addr().port(),
+                2,
+                "a drained backend takes nothing"
+            );
+        }
+        assert!(
+            set.pick(Algorithm::WeightedRoundRobin, &key, &[1])
+                .is_none()
+        );
+
+        let same = balancer(
+            "algorithm = \"weighted_round_robin\"\n\
+             backends = [{ addr = \"127.0.0.1:1\", weight = 2 }, { addr = \"127.0.0.1:2\" }]\n",
+        );
+        let mut next = HashMap::new();
+        let reloaded = build(&same, Some((&topology, &backends)), &mut next);
+        assert!(Arc::ptr_eq(
+            &reloaded.sets[0].selector,
+            &topology.sets[0].selector
+        ));
+        assert!(Arc::ptr_eq(&reloaded.sets[0].members[0], &shared));
+        assert!(
+            !reloaded.sets[0].members[0].is_enabled(),
+            "admin state survives"
+        );
+        assert_eq!(next.len(), 2);
+        let reweighted = balancer(
+            "algorithm = \"weighted_round_robin\"\n\
+             backends = [{ addr = \"127.0.0.1:1\", weight = 3 }, { addr = \"127.0.0.1:2\" }]\n",
+        );
+        let changed = build(&reweighted, Some((&reloaded, &next)), &mut HashMap::new());
+        assert!(!Arc::ptr_eq(
+            &changed.sets[0].selector,
+            &reloaded.sets[0].selector
+        ));
+    }
+
+    #[test]
+    fn ejected_backends_are_skipped_unless_all_are() {
+        let config =
+            balancer("backends = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }]\n");
+        let topology = build(&config, None, &mut HashMap::new());
+        let set = &topology.sets[0];
+        let key = RequestKey::default();
+        set.members[0]
+            .ejected_until
+            .store(u64::MAX, Ordering::Relaxed);
+        for _ in 0..4 {
+            let chosen = set.pick(Algorithm::RoundRobin, &key, &[]).unwrap();
+            assert_eq!(chosen.index, 1);
+        }
+        set.members[1]
+            .ejected_until
+            .store(u64::MAX, Ordering::Relaxed);
+        assert!(
+            set.pick(Algorithm::RoundRobin, &key, &[]).is_some(),
+            "panic mode"
+        );
+        set.members[0].healthy.store(false, Ordering::Relaxed);
+        set.members[1].healthy.store(false, Ordering::Relaxed);
+        assert!(set.pick(Algorithm::RoundRobin, &key, &[]).is_none());
+    }
+}

@@ -1,0 +1,770 @@
+//! The embedded L7 balancer through a real `RunningServer`: in-process backends on loopback
+//! port 0 that answer, refuse, reset, hang, answer slowly or with garbage, echo headers or
+//! upgrade; a hyper client speaking HTTP/1.1 or h2c to the pool.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::harness::{TestServer, default_zones};
+
+/// How an in-process backend behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Behaviour {
+    /// 200 with its own name as the body; `/health` answers 200 while healthy, else 503.
+    Name,
+    /// 200 with the request's headers, one `name: value` line each.
+    EchoHeaders,
+    /// Answers after this long.
+    SlowHeaders(Duration),
+    /// 101 to an `Upgrade: echo` request, then echoes bytes.
+    UpgradeEcho,
+}
+
+/// A running in-process backend.
+struct TestBackend {
+    /// Where it listens.
+    addr: SocketAddr,
+    /// Whether `/health` answers 200.
+    healthy: Arc<AtomicBool>,
+    /// Requests it answered (outside `/health`).
+    served: Arc<AtomicUsize>,
+}
+
+/// Starts a hyper backend named `name`.
+async fn backend(name: &'static str, behaviour: Behaviour) -> TestBackend {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
+    let addr = listener.local_addr().expect("backend addr");
+    let healthy = Arc::new(AtomicBool::new(true));
+    let served = Arc::new(AtomicUsize::new(0));
+    let (healthy_task, served_task) = (Arc::clone(&healthy), Arc::clone(&served));
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (healthy, served) = (Arc::clone(&healthy_task), Arc::clone(&served_task));
+            let service = service_fn(move |request: Request<Incoming>| {
+                let (healthy, served) = (Arc::clone(&healthy), Arc::clone(&served));
+                async move {
+                    Ok::<_, Infallible>(answer(name, behaviour, &healthy, &served, request).await)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    TestBackend {
+        addr,
+        healthy,
+        served,
+    }
+}
+
+/// One backend answer.
+async fn answer(
+    name: &'static str,
+    behaviour: Behaviour,
+    healthy: &AtomicBool,
+    served: &AtomicUsize,
+    mut request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    if request.uri().path() == "/health" {
+        let status = if healthy.load(Ordering::SeqCst) {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let mut response = Response::new(Full::new(Bytes::from_static(b"health")));
+        *response.status_mut() = status;
+        return response;
+    }
+    served.fetch_add(1, Ordering::SeqCst);
+    match behaviour {
+        Behaviour::Name => {
+            let _ = request.body_mut().collect().await;
+            Response::new(Full::new(Bytes::from_static(name.as_bytes())))
+        }
+        Behaviour::EchoHeaders => {
+            let mut text = String::new();
+            for (key, value) in request.headers() {
+                text.push_str(&format!("{key}: {}\n", value.to_str().unwrap_or("?")));
+            }
+            Response::new(Full::new(Bytes::from(text)))
+        }
+        Behaviour::SlowHeaders(delay) => {
+            tokio::time::sleep(delay).await;
+            Response::new(Full::new(Bytes::from_static(name.as_bytes())))
+        }
+        Behaviour::UpgradeEcho => {
+            let upgrade = hyper::upgrade::on(&mut request);
+            tokio::spawn(async move {
+                if let Ok(upgraded) = upgrade.await {
+                    let mut io = TokioIo::new(upgraded);
+                    let mut buffer = [0u8; 1024];
+                    while let Ok(n) = io.read(&mut buffer).await {
+                        if n == 0 || io.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            });
+            Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("upgrade", "echo")
+                .header("connection", "upgrade")
+                .body(Full::new(Bytes::new()))
+                .expect("101 response")
+        }
+    }
+}
+
+/// A raw backend that reads a request head and then runs `then` on the socket.
+async fn raw_backend<F, Fut>(then: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind raw");
+    let addr = listener.local_addr().expect("raw addr");
+    let then = Arc::new(then);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let then = Arc::clone(&then);
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                then(stream).await;
+            });
+        }
+    });
+    addr
+}
+
+/// An address nothing listens on (connections are refused).
+async fn refusing() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    addr
+}
+
+/// The `backends = [...]` list for `(addr, weight)` pairs.
+fn backend_list(backends: &[(SocketAddr, u32)]) -> String {
+    let entries: Vec<String> = backends
+        .iter()
+        .map(|(addr, weight)| format!("{{ addr = \"{addr}\", weight = {weight} }}"))
+        .collect();
+    format!("[{}]", entries.join(", "))
+}
+
+/// A `[balancers.web]` section with these backends and extra lines.
+fn web(backends: &[(SocketAddr, u32)], extra: &str) -> String {
+    format!(
+        "[balancers.web]\nlisten = \"127.0.0.1:0\"\nbackends = {}\n{extra}\n",
+        backend_list(backends)
+    )
+}
+
+/// Starts a server with `sections` appended to its config.
+async fn server(sections: &str) -> TestServer {
+    TestServer::custom(&default_zones(), "", sections, &[]).await
+}
+
+/// Rewrites the server's config with new `sections` (as `TestServer::custom` writes it).
+fn rewrite(server: &TestServer, sections: &str) {
+    std::fs::write(
+        server.dir.path().join("meridian.toml"),
+        format!(
+            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\nudp_workers = 2\n\n{sections}\n"
+        ),
+    )
+    .expect("rewrite config");
+}
+
+/// The pool's address.
+fn pool_addr(server: &TestServer) -> SocketAddr {
+    server
+        .server
+        .balancer("web")
+        .expect("balancer web")
+        .local_addr()
+}
+
+/// An HTTP/1.1 client.
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Sends `request` and returns the status, the headers and the body (or `None` if the body
+/// failed).
+async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, Option<String>) {
+    let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+        .await
+        .expect("an answer in time")
+        .expect("a response");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = tokio::time::timeout(Duration::from_secs(10), response.into_body().collect())
+        .await
+        .expect("a body in time")
+        .ok()
+        .map(|body| String::from_utf8_lossy(&body.to_bytes()).into_owned());
+    (status, headers, body)
+}
+
+/// `GET path` through the pool at `addr`.
+async fn get(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    path: &str,
+) -> (StatusCode, http::HeaderMap, Option<String>) {
+    let request = Request::get(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    send(client, request).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weighted_round_robin_follows_nginx_sequence_through_the_proxy() {
+    let a = backend("a", Behaviour::Name).await;
+    let b = backend("b", Behaviour::Name).await;
+    let c = backend("c", Behaviour::Name).await;
+    let server = server(&web(
+        &[(a.addr, 5), (b.addr, 1), (c.addr, 1)],
+        "algorithm = \"weighted_round_robin\"",
+    ))
+    .await;
+    let client = client();
+    let mut sequence = String::new();
+    for _ in 0..14 {
+        let (status, headers, body) = get(&client, pool_addr(&server), "/").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["via"], "1.1 meridian");
+        sequence.push_str(&body.expect("body"));
+    }
+    assert_eq!(sequence, "aabacaaaabacaa");
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_headers_are_added_and_hop_by_hop_headers_stripped() {
+    let echo = backend("echo", Behaviour::EchoHeaders).await;
+    let server = server(&web(&[(echo.addr, 1)], "")).await;
+    let request = Request::get(format!("http://{}/x", pool_addr(&server)))
+        .header("x-forwarded-for", "192.0.2.7")
+        .header("connection", "x-secret")
+        .header("x-secret", "hop")
+        .header("keep-alive", "timeout=5")
+        .header("proxy-authorization", "basic abc")
+        .header("te", "trailers")
+        .header("x-end-to-end", "kept")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let (status, headers, body) = send(&client(), request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["via"], "1.1 meridian");
+    let body = body.expect("body");
+    assert!(
+        body.contains("x-forwarded-for: 192.0.2.7, 127.0.0.1\n"),
+        "{body}"
+    );
+    assert!(body.contains("x-forwarded-proto: http\n"), "{body}");
+    assert!(
+        body.contains("forwarded: for=127.0.0.1;proto=http;host="),
+        "{body}"
+    );
+    assert!(body.contains("via: 1.1 meridian\n"), "{body}");
+    assert!(body.contains("x-end-to-end: kept\n"), "{body}");
+    for gone in ["x-secret", "keep-alive", "proxy-authorization", "te:"] {
+        assert!(!body.contains(gone), "{gone} reached the backend: {body}");
+    }
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failure_has_its_status() {
+    let refused = refusing().await;
+    let garbage = raw_backend(|mut stream| async move {
+        let _ = stream.write_all(b"this is not http\r\n\r\n").await;
+    })
+    .await;
+    let reset_before = raw_backend(|stream| async move {
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        drop(stream);
+    })
+    .await;
+    let hang = raw_backend(|stream| async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(stream);
+    })
+    .await;
+    let reset_mid_body = raw_backend(|mut stream| async move {
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npartial")
+            .await;
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        drop(stream);
+    })
+    .await;
+    let ok = backend("ok", Behaviour::Name).await;
+    let sections = format!(
+        "{}\
+         [balancers.web.backend_sets.refused]\nbackends = {}\n\
+         [balancers.web.backend_sets.garbage]\nbackends = {}\n\
+         [balancers.web.backend_sets.reset]\nbackends = {}\n\
+         [balancers.web.backend_sets.hang]\nbackends = {}\n\
+         [balancers.web.backend_sets.midbody]\nbackends = {}\n\
+         [[balancers.web.routes]]\npath_prefix = \"/refused\"\nbackends = \"refused\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/garbage\"\nbackends = \"garbage\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/reset\"\nbackends = \"reset\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/hang\"\nbackends = \"hang\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/midbody\"\nbackends = \"midbody\"\n",
+        web(
+            &[(ok.addr, 1)],
+            "response_timeout = \"300ms\"\nmax_body_bytes = 16",
+        ),
+        backend_list(&[(refused, 1)]),
+        backend_list(&[(garbage, 1)]),
+        backend_list(&[(reset_before, 1)]),
+        backend_list(&[(hang, 1)]),
+        backend_list(&[(reset_mid_body, 1)]),
+    );
+    let server = server(&sections).await;
+    let addr = pool_addr(&server);
+    let client = client();
+    for (path, expect) in [
+        ("/refused", StatusCode::BAD_GATEWAY),
+        ("/garbage", StatusCode::BAD_GATEWAY),
+        ("/reset", StatusCode::BAD_GATEWAY),
+        ("/hang", StatusCode::GATEWAY_TIMEOUT),
+        ("/ok", StatusCode::OK),
+    ] {
+        let (status, headers, body) = get(&client, addr, path).await;
+        assert_eq!(status, expect, "{path}: {body:?}");
+        if expect != StatusCode::OK {
+            assert_eq!(headers["content-type"], "text/plain; charset=utf-8");
+            assert!(body.expect("body").starts_with(expect.as_str()));
+        }
+    }
+    let (status, _, body) = get(&client, addr, "/midbody").await;
+    assert_eq!(status, StatusCode::OK, "headers were already forwarded");
+    assert_eq!(body, None, "the truncated body fails at the client");
+
+    let post = |body: &'static [u8]| {
+        Request::post(format!("http://{addr}/upload"))
+            .body(Full::new(Bytes::from_static(body)))
+            .expect("request")
+    };
+    let (status, _, _) = send(&client, post(b"0123456789abcdefXYZ")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _, body) = send(&client, post(b"small")).await;
+    assert_eq!((status, body.as_deref()), (StatusCode::OK, Some("ok")));
+
+    // A chunked body (no length) over the limit is cut off and answered 413 too.
+    let chunks = Chunks(vec![Bytes::from_static(b"0123456789"); 3].into_iter());
+    let chunked = Client::builder(TokioExecutor::new())
+        .build_http::<Chunks>()
+        .request(
+            Request::post(format!("http://{addr}/upload"))
+                .body(chunks)
+                .expect("request"),
+        );
+    let response = tokio::time::timeout(Duration::from_secs(10), chunked)
+        .await
+        .expect("in time")
+        .expect("a response");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    let balancer = server.server.balancer("web").expect("web");
+    let (bad_gateway, _, timeouts, too_large, _) = balancer.error_counts();
+    assert!(bad_gateway >= 3, "{bad_gateway}");
+    assert_eq!(timeouts, 1);
+    assert_eq!(too_large, 2);
+
+    // No eligible backend: 503.
+    assert!(balancer.drain(ok.addr));
+    let (status, _, body) = get(&client, addr, "/").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+    assert_eq!(balancer.error_counts().1, 1);
+    server.server.shutdown().await;
+}
+
+/// A request body sent in chunks, with no length (so HTTP/1.1 sends it chunked).
+struct Chunks(std::vec::IntoIter<Bytes>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    /// The next chunk.
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.next().map(|chunk| Ok(Frame::data(chunk))))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_requests_retry_on_connect_failure_posts_do_not() {
+    let refused = refusing().await;
+    let ok = backend("ok", Behaviour::Name).await;
+    let server = server(&web(
+        &[(refused, 1), (ok.addr, 1)],
+        "algorithm = \"round_robin\"",
+    ))
+    .await;
+    let addr = pool_addr(&server);
+    let client = client();
+    for _ in 0..6 {
+        let (status, _, body) = get(&client, addr, "/").await;
+        assert_eq!((status, body.as_deref()), (StatusCode::OK, Some("ok")));
+    }
+    let balancer = server.server.balancer("web").expect("web");
+    // Each retry advances the rotation too, so every GET meets the refusing backend first.
+    assert_eq!(balancer.error_counts().4, 6, "every GET was retried once");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let request = Request::post(format!("http://{addr}/"))
+            .body(Full::new(Bytes::from_static(b"data")))
+            .expect("request");
+        statuses.push(send(&client, request).await.0);
+    }
+    assert!(statuses.contains(&StatusCode::BAD_GATEWAY), "{statuses:?}");
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+    assert_eq!(balancer.error_counts().4, 6, "POST is never retried");
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2c_clients_are_proxied() {
+    let a = backend("a", Behaviour::Name).await;
+    let server = server(&web(&[(a.addr, 1)], "")).await;
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http();
+    let request = Request::get(format!("http://{}/h2", pool_addr(&server)))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = client.request(request).await.expect("h2 response");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["via"], "2.0 meridian");
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(&body[..], b"a");
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_pass_through() {
+    let echo = backend("echo", Behaviour::UpgradeEcho).await;
+    let server = server(&web(&[(echo.addr, 1)], "")).await;
+    let mut stream = TcpStream::connect(pool_addr(&server))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nhost: pool\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("in time")
+            .expect("read");
+        assert_eq!(
+            n,
+            1,
+            "connection closed early: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: echo"), "{head}");
+    stream
+        .write_all(b"ping through the tunnel")
+        .await
+        .expect("write");
+    let mut echoed = [0u8; 23];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut echoed))
+        .await
+        .expect("in time")
+        .expect("echo");
+    assert_eq!(&echoed, b"ping through the tunnel");
+    drop(stream);
+    server.server.shutdown().await;
+}
+
+/// Runs `count` GETs of `/` through `addr`, `parallel` at a time; returns the failures.
+async fn load(addr: SocketAddr, count: usize, parallel: usize) -> Vec<String> {
+    let client = client();
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..parallel {
+        let (client, next) = (client.clone(), Arc::clone(&next));
+        tasks.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            while next.fetch_add(1, Ordering::SeqCst) < count {
+                let request = Request::get(format!("http://{addr}/"))
+                    .body(Full::new(Bytes::new()))
+                    .expect("request");
+                match tokio::time::timeout(Duration::from_secs(10), client.request(request)).await {
+                    Ok(Ok(response)) if response.status() == StatusCode::OK => {
+                        if response.into_body().collect().await.is_err() {
+                            failures.push("body failed".to_owned());
+                        }
+                    }
+                    Ok(Ok(response)) => failures.push(format!("status {}", response.status())),
+                    Ok(Err(error)) => failures.push(format!("{error:?}")),
+                    Err(_) => failures.push("timeout".to_owned()),
+                }
+            }
+            failures
+        }));
+    }
+    let mut failures = Vec::new();
+    for task in tasks {
+        failures.extend(task.await.expect("load task"));
+    }
+    failures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn draining_a_backend_under_load_fails_nothing() {
+    let a = backend("a", Behaviour::SlowHeaders(Duration::from_millis(5))).await;
+    let b = backend("b", Behaviour::SlowHeaders(Duration::from_millis(5))).await;
+    let server = server(&web(
+        &[(a.addr, 1), (b.addr, 1)],
+        "algorithm = \"least_request\"",
+    ))
+    .await;
+    let addr = pool_addr(&server);
+    let load = tokio::spawn(load(addr, 400, 8));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let balancer = server.server.balancer("web").expect("web");
+    assert!(balancer.drain(a.addr));
+    let served_at_drain = a.served.load(Ordering::SeqCst);
+    let failures = load.await.expect("load");
+    assert!(failures.is_empty(), "{failures:?}");
+    let after = a.served.load(Ordering::SeqCst);
+    assert!(
+        after <= served_at_drain + 8,
+        "a drained backend only finishes what it had: {served_at_drain} -> {after}"
+    );
+    assert!(b.served.load(Ordering::SeqCst) > 0);
+    let pool = balancer.pool();
+    let drained = pool.backend(a.addr).expect("a");
+    assert!(
+        !drained.is_enabled() && drained.is_healthy(),
+        "intent kept apart from health"
+    );
+    assert_eq!(drained.outstanding(), 0);
+    assert!(!balancer.drain("127.0.0.1:1".parse().expect("addr")));
+    assert!(balancer.undrain(a.addr));
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reloading_backends_under_load_fails_nothing() {
+    let a = backend("a", Behaviour::SlowHeaders(Duration::from_millis(5))).await;
+    let b = backend("b", Behaviour::SlowHeaders(Duration::from_millis(5))).await;
+    let c = backend("c", Behaviour::SlowHeaders(Duration::from_millis(5))).await;
+    let first = web(&[(a.addr, 1), (b.addr, 1)], "");
+    let server = server(&first).await;
+    let addr = pool_addr(&server);
+    let kept = server
+        .server
+        .balancer("web")
+        .and_then(|balancer| balancer.pool().backend(a.addr))
+        .expect("a");
+    let load = tokio::spawn(load(addr, 600, 8));
+    for sections in [
+        web(&[(a.addr, 3), (c.addr, 1)], ""),
+        web(
+            &[(a.addr, 1), (b.addr, 2), (c.addr, 1)],
+            "algorithm = \"least_request\"",
+        ),
+        web(&[(a.addr, 1), (c.addr, 1)], ""),
+    ] {
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        rewrite(&server, &sections);
+        server.server.reload().expect("reload");
+    }
+    let failures = load.await.expect("load");
+    assert!(failures.is_empty(), "{failures:?}");
+    assert!(
+        c.served.load(Ordering::SeqCst) > 0,
+        "the added backend takes traffic"
+    );
+    let balancer = server.server.balancer("web").expect("web");
+    let now = balancer.pool().backend(a.addr).expect("a still configured");
+    assert!(
+        Arc::ptr_eq(&kept, &now),
+        "an unchanged backend keeps its state"
+    );
+    assert!(balancer.pool().backend(b.addr).is_none());
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_health_flips_below_min_healthy() {
+    let a = backend("a", Behaviour::Name).await;
+    let b = backend("b", Behaviour::Name).await;
+    let server = server(&web(
+        &[(a.addr, 1), (b.addr, 1)],
+        "min_healthy = 2\n[balancers.web.health]\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1",
+    ))
+    .await;
+    let addr = pool_addr(&server);
+    let client = client();
+    let (status, headers, body) = get(&client, addr, "/health").await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(headers["content-type"], "application/json");
+    let json: serde_json::Value = serde_json::from_str(&body.expect("body")).expect("json");
+    assert_eq!(json["healthy"], 2);
+    assert_eq!(json["total"], 2);
+    assert_eq!(json["capacity"], 1.0);
+    assert!(
+        json["in_flight"].is_u64() && json["latency_ms"].is_number(),
+        "{json}"
+    );
+    assert_eq!(
+        a.served.load(Ordering::SeqCst),
+        0,
+        "the pool answers /health itself"
+    );
+
+    b.healthy.store(false, Ordering::SeqCst);
+    let mut flipped = None;
+    for _ in 0..100 {
+        let (status, _, body) = get(&client, addr, "/health").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            flipped = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&flipped.expect("503 within 5 s")).expect("json");
+    assert_eq!(json["healthy"], 1);
+    assert_eq!(json["capacity"], 0.5);
+    for _ in 0..4 {
+        let (status, _, body) = get(&client, addr, "/").await;
+        assert_eq!((status, body.as_deref()), (StatusCode::OK, Some("a")));
+    }
+    b.healthy.store(true, Ordering::SeqCst);
+    let mut back = false;
+    for _ in 0..100 {
+        if get(&client, addr, "/health").await.0 == StatusCode::OK {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(back, "200 again after rise");
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_backends_are_ejected_by_outlier_detection() {
+    let garbage = raw_backend(|mut stream| async move {
+        let _ = stream.write_all(b"not http at all\r\n\r\n").await;
+    })
+    .await;
+    let ok = backend("ok", Behaviour::Name).await;
+    let server = server(&web(
+        &[(garbage, 1), (ok.addr, 1)],
+        "algorithm = \"round_robin\"\n[balancers.web.outlier]\nconsecutive_errors = 2\neject_for = \"1m\"",
+    ))
+    .await;
+    let addr = pool_addr(&server);
+    let client = client();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(get(&client, addr, "/").await.0.as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&status| status == 502).count(),
+        2,
+        "two failures eject the backend: {statuses:?}"
+    );
+    assert!(
+        statuses[4..].iter().all(|&status| status == 200),
+        "{statuses:?}"
+    );
+    let balancer = server.server.balancer("web").expect("web");
+    let ejected = balancer.pool().backend(garbage).expect("garbage");
+    assert!(ejected.is_ejected_now() && ejected.is_healthy() && ejected.is_enabled());
+    let (status, _, body) = get(&client, addr, "/health").await;
+    assert_eq!(status, StatusCode::OK, "1 of 2 healthy meets min_healthy 1");
+    let json: serde_json::Value = serde_json::from_str(&body.expect("body")).expect("json");
+    assert_eq!(json["healthy"], 1);
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish_and_stops_accepting() {
+    let slow = backend("slow", Behaviour::SlowHeaders(Duration::from_millis(400))).await;
+    let server = server(&web(&[(slow.addr, 1)], "drain_timeout = \"5s\"")).await;
+    let addr = pool_addr(&server);
+    let client = client();
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move { get(&client, addr, "/").await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    server.server.shutdown().await;
+    let (status, _, body) = in_flight.await.expect("request task");
+    assert_eq!((status, body.as_deref()), (StatusCode::OK, Some("slow")));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown waited only for the request"
+    );
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "nothing accepts after shutdown"
+    );
+}
