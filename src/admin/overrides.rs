@@ -116,6 +116,22 @@ pub fn effective(observed_up: bool, active: Option<&Override>, now: SystemTime) 
     }
 }
 
+/// [`effective`] for a region whose pool reports `capacity` (0 to 1) of its normal capacity:
+/// the traffic share shrinks with it, except under `force_up`, which asserts full service.
+pub fn effective_with_capacity(
+    observed_up: bool,
+    capacity: f64,
+    active: Option<&Override>,
+    now: SystemTime,
+) -> RegionStatus {
+    let mut status = effective(observed_up, active, now);
+    let forced_up = active.is_some_and(|active| !active.expired(now) && active.action == Action::ForceUp);
+    if !forced_up {
+        status.factor *= capacity.clamp(0.0, 1.0);
+    }
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +187,20 @@ mod tests {
             ..drain
         };
         assert_eq!(instant.drain_factor(after(0.0)), 0.0);
+    }
+
+    #[test]
+    fn pool_capacity_scales_the_share() {
+        let status = effective_with_capacity(true, 0.5, None, after(0.0));
+        assert_eq!((status.up, status.factor, status.degraded), (true, 0.5, false));
+        let drain = set(Action::Drain, None);
+        let status = effective_with_capacity(true, 0.5, Some(&drain), after(30.0));
+        assert!((status.factor - 0.25).abs() < 1e-9);
+        let forced = set(Action::ForceUp, None);
+        assert_eq!(
+            effective_with_capacity(true, 0.5, Some(&forced), after(1.0)).factor,
+            1.0
+        );
     }
 
     #[test]

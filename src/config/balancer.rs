@@ -203,6 +203,7 @@ impl BackendHealthConfig {
             expect_body: None,
             ca_file: None,
             insecure: false,
+            capacity_from_pool: false,
         })
     }
 }

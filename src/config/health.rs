@@ -85,6 +85,9 @@ pub struct MonitorConfig {
     pub ca_file: Option<PathBuf>,
     /// Skip certificate verification (HTTPS only).
     pub insecure: bool,
+    /// Read the target's capacity share from its JSON body (`capacity_from = "pool"`): the
+    /// health endpoint of a Meridian pool, `{"capacity": 0.5, ...}`.
+    pub capacity_from_pool: bool,
 }
 
 /// How many of a region's monitors must pass for the region to be up.
@@ -286,6 +289,27 @@ fn monitor(
             ranges
         }
     };
+    let capacity_from_pool = match &raw.capacity_from {
+        None => false,
+        Some(spanned) if spanned.as_ref() == "pool" => {
+            if matches!(url, ProbeUrl::Tcp { .. }) {
+                return Err(source.invalid(
+                    spanned,
+                    format_args!("{what}.capacity_from applies to http:// and https:// monitors only"),
+                ));
+            }
+            true
+        }
+        Some(spanned) => {
+            return Err(source.invalid(
+                spanned,
+                format_args!(
+                    "{what}.capacity_from = {:?}: the only source is \"pool\" (a Meridian pool's health endpoint)",
+                    spanned.as_ref()
+                ),
+            ));
+        }
+    };
     let expect_body = match &raw.expect_body {
         Some(body) if body.as_ref().is_empty() => {
             return Err(source.invalid(
@@ -327,6 +351,7 @@ fn monitor(
             }
         },
         insecure: raw.insecure.unwrap_or(false),
+        capacity_from_pool,
     })
 }
 
@@ -609,6 +634,15 @@ initial = "down"
             (
                 "[regions.a.health]\ninitial = \"maybe\"\n",
                 "dir/meridian.toml:6: regions.a.health.initial = \"maybe\": use \"up\" or \"down\"",
+            ),
+            (
+                "[[regions.a.monitor]]\nurl = \"tcp://lb:80\"\ncapacity_from = \"pool\"\n",
+                "dir/meridian.toml:7: regions.a.monitor[0].capacity_from applies to http:// and https:// monitors only",
+            ),
+            (
+                "[[regions.a.monitor]]\nurl = \"http://lb/\"\ncapacity_from = \"backends\"\n",
+                "dir/meridian.toml:7: regions.a.monitor[0].capacity_from = \"backends\": the only source is \"pool\" \
+                 (a Meridian pool's health endpoint)",
             ),
             (
                 "capacity = 0\n",

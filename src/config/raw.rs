@@ -90,6 +90,8 @@ pub(super) struct RawMonitor {
     pub ca_file: Option<Spanned<String>>,
     /// `insecure = false`.
     pub insecure: Option<bool>,
+    /// `capacity_from = "pool"`.
+    pub capacity_from: Option<Spanned<String>>,
 }
 
 /// `[regions.NAME.health]`.

@@ -30,7 +30,28 @@ pub struct ProbeReport {
 pub struct Pass {
     /// The HTTP status, for HTTP and HTTPS probes.
     pub status: Option<u16>,
+    /// The share of its capacity the target reports (0 to 1), for monitors with
+    /// `capacity_from = "pool"`.
+    pub capacity: Option<Capacity>,
 }
+
+/// A capacity share from 0 to 1, as a pool's health endpoint reports it.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Capacity(f64);
+
+impl Capacity {
+    /// `share` clamped to 0..=1; `None` when it is not a number.
+    pub fn new(share: f64) -> Option<Capacity> {
+        (!share.is_nan()).then(|| Capacity(share.clamp(0.0, 1.0)))
+    }
+
+    /// The share.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl Eq for Capacity {}
 
 /// Why a probe failed. Each variant is a reason an operator can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,10 +94,20 @@ impl fmt::Display for ProbeReport {
         match &self.result {
             Ok(Pass {
                 status: Some(status),
+                capacity: Some(capacity),
+            }) => write!(
+                f,
+                "ok: status {status}, capacity {:.0}% in {} ms",
+                capacity.get() * 100.0,
+                self.latency.as_millis()
+            ),
+            Ok(Pass {
+                status: Some(status),
+                ..
             }) => {
                 write!(f, "ok: status {status} in {} ms", self.latency.as_millis())
             }
-            Ok(Pass { status: None }) => {
+            Ok(Pass { status: None, .. }) => {
                 write!(f, "ok: connected in {} ms", self.latency.as_millis())
             }
             Err(failure) => write!(f, "failed after {} ms: {failure}", self.latency.as_millis()),

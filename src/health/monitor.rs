@@ -19,13 +19,13 @@ mod control;
 
 pub use control::{OverrideRequest, RegionControl};
 
-use super::ProbeReport;
+use super::{Pass, ProbeReport};
 use super::probe::Prober;
 use super::state::{RegionState, TargetState, Thresholds, Transition};
-use crate::admin::overrides::effective;
+use crate::admin::overrides::{Override, effective_with_capacity};
 use crate::admin::{BOOK_VERSION, Book};
 use crate::config::{Config, Failback, HealthConfig, MonitorConfig, Policy, RegionId};
-use crate::policy::HealthView;
+use crate::policy::{HealthView, RegionStatus};
 use crate::snapshot::Snapshot;
 
 /// The regional health monitor of a running server.
@@ -85,6 +85,29 @@ struct RegionEntry {
     state: RegionState,
     /// Its probed targets.
     targets: Vec<TargetEntry>,
+}
+
+impl RegionEntry {
+    /// The capacity share its pools report: the lowest of the up monitors that read one
+    /// (`capacity_from = "pool"`), or 1.
+    fn capacity(&self) -> f64 {
+        self.targets
+            .iter()
+            .filter(|target| target.state.is_up())
+            .filter_map(|target| match target.state.last()?.result {
+                Ok(Pass {
+                    capacity: Some(capacity),
+                    ..
+                }) => Some(capacity.get()),
+                _ => None,
+            })
+            .fold(1.0, f64::min)
+    }
+
+    /// What the data plane should see for this region under `active` at `now`.
+    fn status(&self, active: Option<&Override>, now: SystemTime) -> RegionStatus {
+        effective_with_capacity(self.state.is_up(), self.capacity(), active, now)
+    }
 }
 
 /// One probed target.
@@ -570,8 +593,14 @@ impl Shared {
                 snapshot.telemetry.health_transition();
             }
         }
-        if region_flip.is_some() {
-            let snapshot = self.cell.load_full();
+        let snapshot = self.cell.load_full();
+        let now = SystemTime::now();
+        let published = snapshot.health.load();
+        let current = inner.regions[region_index].status(
+            inner.book.overrides.get(&inner.regions[region_index].name),
+            now,
+        );
+        if region_flip.is_some() || published.regions.get(region_index) != Some(&current) {
             self.publish(&inner, &snapshot);
         }
         if target_flip.is_some() || region_flip.is_some() {
@@ -586,13 +615,7 @@ impl Shared {
             regions: inner
                 .regions
                 .iter()
-                .map(|region| {
-                    effective(
-                        region.state.is_up(),
-                        inner.book.overrides.get(&region.name),
-                        now,
-                    )
-                })
+                .map(|region| region.status(inner.book.overrides.get(&region.name), now))
                 .collect(),
             held: inner.services.iter().map(|service| service.held).collect(),
         };

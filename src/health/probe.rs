@@ -29,7 +29,7 @@ use rustls::{
 };
 use tokio::net::TcpStream;
 
-use super::{Failure, Pass, ProbeReport};
+use super::{Capacity, Failure, Pass, ProbeReport};
 use crate::config::{MonitorConfig, ProbeUrl, StatusRange};
 
 /// The User-Agent probes send, so a load balancer's logs show who is asking.
@@ -180,6 +180,8 @@ struct HttpProbe {
     expect_status: Vec<StatusRange>,
     /// Bytes the body must contain, when the monitor sets `expect_body`.
     expect_body: Option<Vec<u8>>,
+    /// Read `capacity` from the JSON body (`capacity_from = "pool"`).
+    capacity_from_pool: bool,
     /// How the probe reaches the server.
     connect: Connect,
 }
@@ -289,6 +291,7 @@ impl HttpProbe {
                 .expect_body
                 .as_ref()
                 .map(|text| text.as_bytes().to_vec()),
+            capacity_from_pool: config.capacity_from_pool,
             connect,
         })
     }
@@ -309,6 +312,18 @@ impl HttpProbe {
         {
             return Err(Failure::Status(status));
         }
+        if self.capacity_from_pool {
+            let body = read_body(&mut response).await?;
+            if let Some(needle) = &self.expect_body
+                && !body.windows(needle.len().max(1)).any(|window| window == needle)
+            {
+                return Err(Failure::BodyMismatch);
+            }
+            return Ok(Pass {
+                status: Some(status),
+                capacity: Some(pool_capacity(&body)?),
+            });
+        }
         if let Some(needle) = &self.expect_body
             && !body_contains(&mut response, needle).await?
         {
@@ -316,6 +331,7 @@ impl HttpProbe {
         }
         Ok(Pass {
             status: Some(status),
+            capacity: None,
         })
     }
 
@@ -366,6 +382,35 @@ fn build_client(
     builder.build()
 }
 
+/// Reads the body, at most [`BODY_LIMIT`] bytes.
+async fn read_body(response: &mut reqwest::Response) -> Result<Vec<u8>, Failure> {
+    let mut body = Vec::new();
+    while body.len() < BODY_LIMIT {
+        let Some(chunk) = response.chunk().await.map_err(|error| classify(&error))? else {
+            break;
+        };
+        let take = chunk.len().min(BODY_LIMIT - body.len());
+        body.extend_from_slice(&chunk[..take]);
+    }
+    Ok(body)
+}
+
+/// The `capacity` a pool's health body reports: `{"capacity": 0.5, ...}`.
+fn pool_capacity(body: &[u8]) -> Result<Capacity, Failure> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| {
+        Failure::Other("capacity_from = \"pool\": the body is not JSON".to_string())
+    })?;
+    value
+        .get("capacity")
+        .and_then(serde_json::Value::as_f64)
+        .and_then(Capacity::new)
+        .ok_or_else(|| {
+            Failure::Other(
+                "capacity_from = \"pool\": the body has no numeric \"capacity\"".to_string(),
+            )
+        })
+}
+
 /// Reads the body, at most [`BODY_LIMIT`] bytes, until it contains `needle`; `Ok(false)` when
 /// the body (or the part read) does not.
 async fn body_contains(response: &mut reqwest::Response, needle: &[u8]) -> Result<bool, Failure> {
@@ -396,7 +441,12 @@ async fn probe_tcp(host: &str, port: u16) -> Result<Pass, Failure> {
     let mut last = Failure::Resolve("no addresses".to_owned());
     for addr in resolve(host, port).await? {
         match TcpStream::connect(addr).await {
-            Ok(_) => return Ok(Pass { status: None }),
+            Ok(_) => {
+                return Ok(Pass {
+                    status: None,
+                    capacity: None,
+                });
+            }
             Err(error) => last = io_failure(&error),
         }
     }
@@ -633,6 +683,15 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pool_capacity_is_read_from_the_health_json() {
+        let capacity = |body: &str| pool_capacity(body.as_bytes()).map(Capacity::get);
+        assert_eq!(capacity(r#"{"healthy":2,"total":4,"capacity":0.5}"#), Ok(0.5));
+        assert_eq!(capacity(r#"{"capacity":7}"#), Ok(1.0), "clamped");
+        assert!(matches!(capacity("ok"), Err(Failure::Other(_))));
+        assert!(matches!(capacity(r#"{"healthy":2}"#), Err(Failure::Other(_))));
+    }
+
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
@@ -825,6 +884,7 @@ mod tests {
             expect_body: None,
             ca_file: None,
             insecure: false,
+            capacity_from_pool: false,
         }
     }
 
@@ -858,6 +918,7 @@ mod tests {
     /// `Ok(Pass { status: Some(status) })`.
     fn passed(status: u16) -> Result<Pass, Failure> {
         Ok(Pass {
+            capacity: None,
             status: Some(status),
         })
     }
@@ -1070,7 +1131,14 @@ mod tests {
     async fn tcp_connect_passes() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        check(&tcp_monitor("127.0.0.1", port), Ok(Pass { status: None })).await;
+        check(
+            &tcp_monitor("127.0.0.1", port),
+            Ok(Pass {
+                status: None,
+                capacity: None,
+            }),
+        )
+        .await;
     }
 
     /// A TCP monitor of a closed port gives `Refused`.

@@ -319,7 +319,10 @@ mod tests {
             at: time(step),
             latency: Duration::from_millis(step as u64 % 7 + 1),
             result: if pass {
-                Ok(Pass { status: Some(200) })
+                Ok(Pass {
+                    status: Some(200),
+                    capacity: None,
+                })
             } else {
                 Err(Failure::Status(500 + step as u16))
             },
@@ -531,7 +534,10 @@ mod tests {
         let passed = ProbeReport {
             at,
             latency: Duration::from_millis(3),
-            result: Ok(Pass { status: Some(200) }),
+            result: Ok(Pass {
+                    status: Some(200),
+                    capacity: None,
+                }),
         };
         let mut target = TargetState::new(true);
         assert_eq!(target.observe(&failed(500), thresholds), None);
@@ -562,7 +568,10 @@ mod tests {
         let connected = ProbeReport {
             at,
             latency: Duration::from_millis(4),
-            result: Ok(Pass { status: None }),
+            result: Ok(Pass {
+                status: None,
+                capacity: None,
+            }),
         };
         let down = target.observe(&timeout, ones).expect("fall 1 flips");
         assert_eq!(down.reason, "1 consecutive failure; last: timed out");

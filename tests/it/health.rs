@@ -493,3 +493,82 @@ answers.us-east = ["192.0.2.10"]
     // 3 : 1 over 400 subnets: 300 expected, binomial sd ~8.7.
     assert!((260..=340).contains(&eu), "{eu} of 400 to eu-west");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_half_of_a_pools_backends_shifts_dns_weight() {
+    // Region eu-west is fronted by an embedded pool of four backends; the regional monitor
+    // reads the pool's capacity from its health endpoint.
+    let backends = [
+        Endpoint::start().await,
+        Endpoint::start().await,
+        Endpoint::start().await,
+        Endpoint::start().await,
+    ];
+    let list: Vec<String> = backends
+        .iter()
+        .map(|b| format!("{{ addr = \"{}\" }}", b.addr))
+        .collect();
+    let pool = TestServer::custom(
+        &[("geo.test".to_string(), GEO_TEST.to_string())],
+        "",
+        &format!(
+            "[balancers.eu-west-web]\nlisten = \"127.0.0.1:0\"\nmin_healthy = 1\nbackends = [{}]\n\
+             [balancers.eu-west-web.health]\npath = \"/health\"\ninterval = \"200ms\"\ntimeout = \"150ms\"\n\
+             rise = 1\nfall = 1\n",
+            list.join(", ")
+        ),
+        &[],
+    )
+    .await;
+    let pool_addr = pool.server.balancers()[0].local_addr();
+    let services = r#"
+[services."cdn.geo.test"]
+policy = "weighted"
+weights = { eu-west = 1, us-east = 1 }
+answers.eu-west = ["192.0.2.20"]
+answers.us-east = ["192.0.2.10"]
+"#;
+    let server = server(&format!(
+        "[regions.eu-west]\n[[regions.eu-west.monitor]]\nurl = \"http://{pool_addr}/health\"\n\
+         interval = \"300ms\"\ntimeout = \"200ms\"\nrise = 1\nfall = 1\ncapacity_from = \"pool\"\n\
+         [regions.us-east]\n{services}"
+    ))
+    .await;
+    ready(&server).await;
+
+    /// Share of 600 client subnets answered by eu-west.
+    async fn eu_share(server: &TestServer) -> f64 {
+        let mut eu = 0;
+        for n in 0..600u32 {
+            let ecs = [0, 1, 24, 0, 81, (n / 256) as u8 + 2, (n % 256) as u8];
+            let reply = server.udp(&ecs_query("cdn.geo.test", &ecs)).await;
+            if reply.answers()[0].ends_with("192.0.2.20") {
+                eu += 1;
+            }
+        }
+        f64::from(eu) / 600.0
+    }
+
+    let before = eu_share(&server).await;
+    assert!((0.42..=0.58).contains(&before), "eu-west share {before} at full capacity");
+
+    // Half the pool's backends fail their checks: the pool reports capacity 0.5, and
+    // eu-west's weight halves: 0.5 / (0.5 + 1) = 1/3 of the subnets.
+    backends[0].set(Mode::Unavailable);
+    backends[1].set(Mode::Unavailable);
+    let start = Instant::now();
+    loop {
+        let status = server.server.monitor().regions();
+        if status[0].factor < 0.75 {
+            assert_eq!(status[0].name, "eu-west");
+            assert!((status[0].factor - 0.5).abs() < 1e-9, "{:?}", status[0]);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "capacity never dropped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = eu_share(&server).await;
+    assert!((0.25..=0.42).contains(&after), "eu-west share {after} at half capacity");
+    let last = server.server.monitor().status()[0].monitors[0].last.clone();
+    assert!(last.unwrap().contains("capacity 50%"));
+}

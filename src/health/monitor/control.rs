@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Inner, Monitor, Shared};
 use crate::admin::drill::{Drill, DrillMode, DrillState, shares};
-use crate::admin::overrides::{Action, Override, effective};
+use crate::admin::overrides::{Action, Override};
 use crate::admin::{AdminError, BOOK_VERSION, Book, KEEP_DRILLS};
 use crate::snapshot::Snapshot;
 
@@ -88,7 +88,7 @@ impl Monitor {
                     .overrides
                     .get(&region.name)
                     .filter(|active| !active.expired(now));
-                let status = effective(region.state.is_up(), active, now);
+                let status = region.status(active, now);
                 let info = inner
                     .region_info
                     .get(&region.name)
@@ -363,11 +363,7 @@ fn preflight(inner: &Inner, region: &str, now: SystemTime) -> Result<(), AdminEr
     };
     let mut remaining = 0u64;
     for entry in inner.regions.iter().filter(|entry| entry.name != region) {
-        let status = effective(
-            entry.state.is_up(),
-            inner.book.overrides.get(&entry.name),
-            now,
-        );
+        let status = entry.status(inner.book.overrides.get(&entry.name), now);
         if !status.up || status.factor <= 0.0 {
             continue;
         }
@@ -537,11 +533,7 @@ impl Shared {
         }
         let current = snapshot.health.load();
         let stale = inner.regions.iter().enumerate().any(|(id, region)| {
-            let status = effective(
-                region.state.is_up(),
-                inner.book.overrides.get(&region.name),
-                now,
-            );
+            let status = region.status(inner.book.overrides.get(&region.name), now);
             current.regions.get(id) != Some(&status)
         });
         if stale {
