@@ -19,8 +19,8 @@ use crate::config::{Config, ConfigError, Policy, ServiceAnswer, ServiceConfig, S
 use crate::geo::compile::compile;
 use crate::geo::source::GeoError;
 use crate::geo::{CompileReport, GeoSnapshot};
-use crate::telemetry::{AnswerCounters, NO_REGION, Telemetry};
 use crate::policy::{self, HealthView, Plan, RegionRecords, RegionStatus, ServicePlan};
+use crate::telemetry::{AnswerCounters, NO_REGION, Telemetry};
 use crate::zone::{RRset, Warning, ZoneError, ZoneSet, load_zones, parse, rtype, wire_name};
 
 /// Everything a query needs to be answered.

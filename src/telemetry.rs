@@ -214,7 +214,10 @@ impl Telemetry {
             out,
             "# HELP meridian_dns_request_duration_seconds Time from receiving a query to its reply being ready."
         );
-        let _ = writeln!(out, "# TYPE meridian_dns_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# TYPE meridian_dns_request_duration_seconds histogram"
+        );
         for (t, proto) in TRANSPORTS.iter().enumerate() {
             let histogram = &self.latency[t];
             let mut cumulative = 0;
@@ -319,16 +322,21 @@ mod tests {
         counters.count(reason_index("failed_over"));
         counters.count(reason_index("failed_over"));
         let mut text = String::new();
-        telemetry.render(
-            &[("www.example.com.".into(), "eu-west".into())],
-            &mut text,
-        );
+        telemetry.render(&[("www.example.com.".into(), "eu-west".into())], &mut text);
         assert_eq!(
-            value(&text, "meridian_dns_requests_total{proto=\"udp\",type=\"A\"}").as_deref(),
+            value(
+                &text,
+                "meridian_dns_requests_total{proto=\"udp\",type=\"A\"}"
+            )
+            .as_deref(),
             Some("2")
         );
         assert_eq!(
-            value(&text, "meridian_dns_requests_total{proto=\"tcp\",type=\"other\"}").as_deref(),
+            value(
+                &text,
+                "meridian_dns_requests_total{proto=\"tcp\",type=\"other\"}"
+            )
+            .as_deref(),
             Some("1")
         );
         assert_eq!(
@@ -361,14 +369,15 @@ mod tests {
         );
         // Pre-registered: zero series exist before anything happened.
         assert_eq!(
-            value(&text, "meridian_dns_requests_total{proto=\"tcp\",type=\"AAAA\"}").as_deref(),
+            value(
+                &text,
+                "meridian_dns_requests_total{proto=\"tcp\",type=\"AAAA\"}"
+            )
+            .as_deref(),
             Some("0")
         );
         // The same counters come back for the same names (as after a reload).
-        assert_eq!(
-            telemetry.answers("www.example.com.", "eu-west").total(),
-            2
-        );
+        assert_eq!(telemetry.answers("www.example.com.", "eu-west").total(), 2);
     }
 
     #[test]

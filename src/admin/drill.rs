@@ -302,7 +302,11 @@ mod tests {
         drill.observe(at(102), &counts(51, 60), &counts(51, 70));
         assert_eq!(drill.at("first_answer_without_region"), Some(at(102)));
         drill.observe(at(170), &counts(51, 70), &counts(51, 90));
-        assert_eq!(drill.at("ttl_horizon"), Some(at(160)), "dated at the horizon itself");
+        assert_eq!(
+            drill.at("ttl_horizon"),
+            Some(at(160)),
+            "dated at the horizon itself"
+        );
         assert_eq!(drill.share_during["us-east"], 40.0 / 41.0);
         drill.roll_back(at(400), true, "timer", &counts(51, 100));
         assert_eq!(drill.state, DrillState::Finished);

@@ -144,7 +144,12 @@ pub fn explain(snapshot: &Snapshot, facts: &[RegionFacts], question: &Question) 
         name: name.clone(),
         qtype: hickory_proto::rr::RecordType::from(question.qtype).to_string(),
         service: None,
-        client: client_explain(snapshot, question, ecs.as_ref(), service_entry.and_then(|s| s.map)),
+        client: client_explain(
+            snapshot,
+            question,
+            ecs.as_ref(),
+            service_entry.and_then(|s| s.map),
+        ),
         sources: Vec::new(),
         map: None,
         policy: String::new(),
@@ -166,9 +171,7 @@ pub fn explain(snapshot: &Snapshot, facts: &[RegionFacts], question: &Question) 
     };
     explanation.sources = sources(config, steering);
     let (candidates, geo_scope) = match service.map {
-        Some(map) => snapshot
-            .geo
-            .locate(map, question.resolver, ecs.as_ref()),
+        Some(map) => snapshot.geo.locate(map, question.resolver, ecs.as_ref()),
         None => (&[][..], 0),
     };
     if let Some(map) = service.map {

@@ -125,7 +125,8 @@ pub fn effective_with_capacity(
     now: SystemTime,
 ) -> RegionStatus {
     let mut status = effective(observed_up, active, now);
-    let forced_up = active.is_some_and(|active| !active.expired(now) && active.action == Action::ForceUp);
+    let forced_up =
+        active.is_some_and(|active| !active.expired(now) && active.action == Action::ForceUp);
     if !forced_up {
         status.factor *= capacity.clamp(0.0, 1.0);
     }
@@ -162,7 +163,8 @@ mod tests {
             assert_eq!(none.up, observed);
             let down = effective(observed, Some(&set(Action::ForceDown, None)), after(5.0));
             assert_eq!(down, RegionStatus::DOWN);
-            let maintenance = effective(observed, Some(&set(Action::Maintenance, None)), after(5.0));
+            let maintenance =
+                effective(observed, Some(&set(Action::Maintenance, None)), after(5.0));
             assert_eq!(maintenance, RegionStatus::DOWN);
             let up = effective(observed, Some(&set(Action::ForceUp, None)), after(5.0));
             assert_eq!(up, RegionStatus::NOMINAL);
@@ -174,7 +176,11 @@ mod tests {
         let drain = set(Action::Drain, None);
         for (secs, factor) in [(0.0, 1.0), (15.0, 0.75), (30.0, 0.5), (59.0, 1.0 / 60.0)] {
             let status = effective(true, Some(&drain), after(secs));
-            assert!((status.factor - factor).abs() < 1e-9, "{secs}: {}", status.factor);
+            assert!(
+                (status.factor - factor).abs() < 1e-9,
+                "{secs}: {}",
+                status.factor
+            );
             assert!(status.up && status.degraded);
         }
         for secs in [60.0, 3600.0] {
@@ -192,7 +198,10 @@ mod tests {
     #[test]
     fn pool_capacity_scales_the_share() {
         let status = effective_with_capacity(true, 0.5, None, after(0.0));
-        assert_eq!((status.up, status.factor, status.degraded), (true, 0.5, false));
+        assert_eq!(
+            (status.up, status.factor, status.degraded),
+            (true, 0.5, false)
+        );
         let drain = set(Action::Drain, None);
         let status = effective_with_capacity(true, 0.5, Some(&drain), after(30.0));
         assert!((status.factor - 0.25).abs() < 1e-9);
@@ -206,8 +215,14 @@ mod tests {
     #[test]
     fn expiry_reverts_to_observation() {
         let down = set(Action::ForceDown, Some(120));
-        assert_eq!(effective(true, Some(&down), after(119.9)), RegionStatus::DOWN);
-        assert_eq!(effective(true, Some(&down), after(120.0)), RegionStatus::NOMINAL);
+        assert_eq!(
+            effective(true, Some(&down), after(119.9)),
+            RegionStatus::DOWN
+        );
+        assert_eq!(
+            effective(true, Some(&down), after(120.0)),
+            RegionStatus::NOMINAL
+        );
         assert!(down.expired(after(120.0)) && !down.expired(after(1.0)));
     }
 

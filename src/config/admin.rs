@@ -57,10 +57,7 @@ pub(super) fn admin(
             )
         })?),
     };
-    let token_file = raw
-        .token_file
-        .as_ref()
-        .map(|path| base.join(path.as_ref()));
+    let token_file = raw.token_file.as_ref().map(|path| base.join(path.as_ref()));
     if let (Some(addr), None) = (listen, &token_file)
         && !addr.ip().is_loopback()
     {
@@ -75,10 +72,7 @@ pub(super) fn admin(
     Ok(AdminConfig {
         listen,
         token_file,
-        state_file: raw
-            .state_file
-            .as_ref()
-            .map(|path| base.join(path.as_ref())),
+        state_file: raw.state_file.as_ref().map(|path| base.join(path.as_ref())),
     })
 }
 

@@ -295,7 +295,9 @@ fn monitor(
             if matches!(url, ProbeUrl::Tcp { .. }) {
                 return Err(source.invalid(
                     spanned,
-                    format_args!("{what}.capacity_from applies to http:// and https:// monitors only"),
+                    format_args!(
+                        "{what}.capacity_from applies to http:// and https:// monitors only"
+                    ),
                 ));
             }
             true

@@ -5,12 +5,12 @@
 //! buffer and sends them all with one `sendmmsg`. The kernel spreads packets over the sockets of
 //! one address by flow hash.
 
-use std::time::Instant;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use std::io::{IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, RawFd};

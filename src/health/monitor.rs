@@ -19,9 +19,9 @@ mod control;
 
 pub use control::{OverrideRequest, RegionControl};
 
-use super::{Pass, ProbeReport};
 use super::probe::Prober;
 use super::state::{RegionState, TargetState, Thresholds, Transition};
+use super::{Pass, ProbeReport};
 use crate::admin::overrides::{Override, effective_with_capacity};
 use crate::admin::{BOOK_VERSION, Book};
 use crate::config::{Config, Failback, HealthConfig, MonitorConfig, Policy, RegionId};

@@ -315,7 +315,9 @@ impl HttpProbe {
         if self.capacity_from_pool {
             let body = read_body(&mut response).await?;
             if let Some(needle) = &self.expect_body
-                && !body.windows(needle.len().max(1)).any(|window| window == needle)
+                && !body
+                    .windows(needle.len().max(1))
+                    .any(|window| window == needle)
             {
                 return Err(Failure::BodyMismatch);
             }
@@ -686,10 +688,16 @@ mod tests {
     #[test]
     fn pool_capacity_is_read_from_the_health_json() {
         let capacity = |body: &str| pool_capacity(body.as_bytes()).map(Capacity::get);
-        assert_eq!(capacity(r#"{"healthy":2,"total":4,"capacity":0.5}"#), Ok(0.5));
+        assert_eq!(
+            capacity(r#"{"healthy":2,"total":4,"capacity":0.5}"#),
+            Ok(0.5)
+        );
         assert_eq!(capacity(r#"{"capacity":7}"#), Ok(1.0), "clamped");
         assert!(matches!(capacity("ok"), Err(Failure::Other(_))));
-        assert!(matches!(capacity(r#"{"healthy":2}"#), Err(Failure::Other(_))));
+        assert!(matches!(
+            capacity(r#"{"healthy":2}"#),
+            Err(Failure::Other(_))
+        ));
     }
 
     use std::sync::Arc;

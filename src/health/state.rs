@@ -535,9 +535,9 @@ mod tests {
             at,
             latency: Duration::from_millis(3),
             result: Ok(Pass {
-                    status: Some(200),
-                    capacity: None,
-                }),
+                status: Some(200),
+                capacity: None,
+            }),
         };
         let mut target = TargetState::new(true);
         assert_eq!(target.observe(&failed(500), thresholds), None);

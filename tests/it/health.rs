@@ -550,7 +550,10 @@ answers.us-east = ["192.0.2.10"]
     }
 
     let before = eu_share(&server).await;
-    assert!((0.42..=0.58).contains(&before), "eu-west share {before} at full capacity");
+    assert!(
+        (0.42..=0.58).contains(&before),
+        "eu-west share {before} at full capacity"
+    );
 
     // Half the pool's backends fail their checks: the pool reports capacity 0.5, and
     // eu-west's weight halves: 0.5 / (0.5 + 1) = 1/3 of the subnets.
@@ -564,11 +567,17 @@ answers.us-east = ["192.0.2.10"]
             assert!((status[0].factor - 0.5).abs() < 1e-9, "{:?}", status[0]);
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "capacity never dropped");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "capacity never dropped"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let after = eu_share(&server).await;
-    assert!((0.25..=0.42).contains(&after), "eu-west share {after} at half capacity");
+    assert!(
+        (0.25..=0.42).contains(&after),
+        "eu-west share {after} at half capacity"
+    );
     let last = server.server.monitor().status()[0].monitors[0].last.clone();
     assert!(last.unwrap().contains("capacity 50%"));
 }

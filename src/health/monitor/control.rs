@@ -248,10 +248,7 @@ impl Monitor {
         drill.start(shares(&before, &totals), totals);
         let (action, drain_period) = match mode {
             DrillMode::Fail => (Action::ForceDown, Duration::ZERO),
-            DrillMode::Drain => (
-                Action::Drain,
-                Duration::from_secs(u64::from(info.max_ttl)),
-            ),
+            DrillMode::Drain => (Action::Drain, Duration::from_secs(u64::from(info.max_ttl))),
         };
         if mode == DrillMode::Fail || drain_period.is_zero() {
             drill.region_out(now);
@@ -337,7 +334,11 @@ fn check_region(inner: &Inner, region: &str) -> Result<(), AdminError> {
     }
     Err(AdminError::UnknownRegion {
         name: region.to_string(),
-        known: inner.regions.iter().map(|entry| entry.name.clone()).collect(),
+        known: inner
+            .regions
+            .iter()
+            .map(|entry| entry.name.clone())
+            .collect(),
     })
 }
 
@@ -354,11 +355,7 @@ fn running_drill(inner: &Inner, region: &str) -> Option<u64> {
 /// The capacity pre-flight check: the other regions that are up must together have at least
 /// the drilled region's capacity. Skipped when a region involved has no configured capacity.
 fn preflight(inner: &Inner, region: &str, now: SystemTime) -> Result<(), AdminError> {
-    let Some(needed) = inner
-        .region_info
-        .get(region)
-        .and_then(|info| info.capacity)
-    else {
+    let Some(needed) = inner.region_info.get(region).and_then(|info| info.capacity) else {
         return Ok(());
     };
     let mut remaining = 0u64;
@@ -521,9 +518,11 @@ impl Shared {
         }
 
         inner.samples.push_back((now, totals));
-        while inner.samples.front().is_some_and(|(at, _)| {
-            now.duration_since(*at).unwrap_or_default() > SAMPLE_WINDOW
-        }) {
+        while inner
+            .samples
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at).unwrap_or_default() > SAMPLE_WINDOW)
+        {
             inner.samples.pop_front();
         }
 
