@@ -10,6 +10,8 @@
 //! The book of overrides and drills lives inside the health monitor, which combines it with
 //! observed health into the published view; see `health::monitor`.
 
+pub mod api;
+pub mod client;
 pub mod drill;
 pub mod explain;
 pub mod overrides;

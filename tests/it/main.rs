@@ -1,5 +1,6 @@
 //! The integration test binary: real servers on loopback port 0, spoken to over real sockets.
 
+mod admin;
 mod balancer;
 mod cli;
 mod conformance;
