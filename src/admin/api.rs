@@ -10,8 +10,8 @@
 //! - Every error is `{"code": "...", "message": "..."}` with the status of
 //!   [`AdminError::status`] (400 for malformed requests, 401 without the right token, 404 for
 //!   unknown names, 409 for conflicts, 422 for a reload that failed).
-//! - A drill is refused (409 `override_in_force`) on a region with an operator override: the
-//!   drill's rollback removes the region's override, which would silently lift the operator's.
+//! - A drill is refused (409 `override_in_force`) on a region with an operator override (see
+//!   `Monitor::start_drill`).
 //! - Times in responses are RFC 3339 UTC strings with milliseconds; durations are strings such
 //!   as `"30s"` or `"1500ms"`.
 //! - When a token is configured, every endpoint but `GET /healthz` needs
@@ -1034,27 +1034,6 @@ async fn start_drill(
     let duration = duration_field("duration", &body.duration)?;
     let reason = reason_field(body.reason)?;
     let monitor = state.control.monitor();
-    // The drill's rollback removes the region's override, so an operator's override in force
-    // would be lost without a word: refuse instead.
-    if let Some(region) = monitor
-        .regions()
-        .into_iter()
-        .find(|region| region.name == body.region)
-        && let Some(active) = region.active.filter(|active| active.drill.is_none())
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "override_in_force",
-            format!(
-                "{} has a {} override (set by {}: {}); clear it before drilling the region, or \
-                 the drill's rollback would lift it",
-                body.region,
-                active.action.name(),
-                active.who,
-                active.reason
-            ),
-        ));
-    }
     let drill = monitor.start_drill(
         &body.region,
         mode,

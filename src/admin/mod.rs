@@ -90,6 +90,21 @@ pub enum AdminError {
         /// The capacity of the other regions that are up.
         remaining: u64,
     },
+    /// The region carries an operator override; a drill's rollback would lift it.
+    #[error(
+        "{region} has a {action} override (set by {who}: {reason}); clear it before drilling the \
+         region, or the drill's rollback would lift it"
+    )]
+    OverrideInForce {
+        /// The region.
+        region: String,
+        /// The override's action.
+        action: &'static str,
+        /// Who set it.
+        who: String,
+        /// Why.
+        reason: String,
+    },
     /// The drill is not running any more.
     #[error("drill {0} is not running")]
     DrillOver(u64),
@@ -112,6 +127,7 @@ impl AdminError {
             AdminError::DrillRunning { .. } => "drill_running",
             AdminError::Capacity { .. } => "capacity",
             AdminError::DrillOver(_) => "drill_over",
+            AdminError::OverrideInForce { .. } => "override_in_force",
             AdminError::BadRequest(_) => "bad_request",
             AdminError::NotManual(_) => "not_manual",
         }
@@ -127,6 +143,7 @@ impl AdminError {
             | AdminError::DrillRunning { .. }
             | AdminError::Capacity { .. }
             | AdminError::DrillOver(_)
+            | AdminError::OverrideInForce { .. }
             | AdminError::NotManual(_) => 409,
             AdminError::BadRequest(_) => 400,
         }

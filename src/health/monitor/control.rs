@@ -214,6 +214,21 @@ impl Monitor {
             });
         }
         let now = SystemTime::now();
+        // A drill's rollback removes the region's override, so an operator's override in force
+        // would be lost without a word: refuse instead.
+        if let Some(active) = inner
+            .book
+            .overrides
+            .get(region)
+            .filter(|active| active.drill.is_none() && !active.expired(now))
+        {
+            return Err(AdminError::OverrideInForce {
+                region: region.to_string(),
+                action: active.action.name(),
+                who: active.who.clone(),
+                reason: active.reason.clone(),
+            });
+        }
         if !force {
             preflight(&inner, region, now)?;
         }
