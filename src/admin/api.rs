@@ -749,6 +749,71 @@ struct ServiceView {
     ttl_degraded: u32,
     /// Held on standby until an operator clears it (manual failback).
     held: bool,
+    /// What it answers now (type A) for each entry of its map (or, without a map, for any
+    /// client), decided by the data plane's own policy code.
+    answers: Vec<LocationAnswer>,
+}
+
+/// A service's current answer for the clients of one map entry.
+#[derive(Debug, Serialize)]
+struct LocationAnswer {
+    /// `default`, a location path such as `EU/GB`, `AS64500`, or `any` for services without a
+    /// map.
+    location: String,
+    /// The regions answering, best first.
+    regions: Vec<String>,
+    /// Why, as the policy names it.
+    reason: &'static str,
+    /// Whether the answer differs between clients of the entry (weighted, spill, drains): the
+    /// regions shown are those of one client.
+    varies_by_client: bool,
+}
+
+/// What `service` answers now for each entry of its map.
+fn location_answers(
+    snapshot: &Snapshot,
+    config: &crate::config::Config,
+    index: usize,
+) -> Vec<LocationAnswer> {
+    let Some(service) = snapshot.services.values().find(|s| s.plan.index == index) else {
+        return Vec::new();
+    };
+    let service_config = &config.services[index];
+    let mut entries: Vec<(String, Vec<crate::config::RegionId>)> = Vec::new();
+    match service_config.map.and_then(|map| config.maps.get(map)) {
+        Some(map) => {
+            entries.push(("default".to_string(), map.default.clone()));
+            for (path, regions) in &map.locations {
+                entries.push((path.to_string(), regions.clone()));
+            }
+            for (asn, regions) in &map.asn {
+                entries.push((format!("AS{asn}"), regions.clone()));
+            }
+        }
+        None => entries.push(("any".to_string(), Vec::new())),
+    }
+    let health = snapshot.health.load();
+    entries
+        .into_iter()
+        .map(|(location, candidates)| {
+            let decision =
+                crate::policy::decide(&service.plan, &service.records, &health, 1, &candidates, 0);
+            let regions = match decision.outcome {
+                crate::policy::Outcome::Regions(picks) => picks
+                    .as_slice()
+                    .iter()
+                    .filter_map(|&region| snapshot.regions.get(usize::from(region)).cloned())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            LocationAnswer {
+                location,
+                regions,
+                reason: decision.reason.label(),
+                varies_by_client: decision.hashed,
+            }
+        })
+        .collect()
 }
 
 /// The services of `snapshot`, with their holds.
@@ -759,9 +824,11 @@ fn service_views(snapshot: &Snapshot, held: &[String]) -> Vec<ServiceView> {
     config
         .services
         .iter()
-        .map(|service| {
+        .enumerate()
+        .map(|(index, service)| {
             let name = service.name.to_string();
             ServiceView {
+                answers: location_answers(snapshot, config, index),
                 policy: match service.policy {
                     Policy::Geo { .. } => "geo",
                     Policy::Weighted { .. } => "weighted",

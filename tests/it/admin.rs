@@ -360,6 +360,22 @@ async fn every_override_kind_steers_real_answers_and_expires() {
             [format!("www.geo.test. 1 IN A {US}")],
             "{action}: the next query already avoids eu-west, with the degraded TTL"
         );
+        let status = admin
+            .expect(StatusCode::OK, "GET", "/v1/status", Value::Null)
+            .await;
+        let www = status["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|service| service["name"] == "www.geo.test.")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            www["answers"],
+            json!([{"location": "default", "regions": ["us-east"], "reason": "failed_over",
+                    "varies_by_client": false}]),
+            "status shows the current answer per map entry"
+        );
         let cleared = admin.clear("eu-west").await;
         assert_eq!(cleared["region"]["state"], "up");
         assert!(cleared["region"]["override"].is_null());
