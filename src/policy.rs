@@ -158,13 +158,6 @@ pub struct Picks {
 }
 
 impl Picks {
-    /// One region.
-    fn one(region: RegionId) -> Picks {
-        let mut picks = Picks::default();
-        picks.push(region);
-        picks
-    }
-
     /// Adds `region` at the end (ignored when full).
     fn push(&mut self, region: RegionId) {
         if usize::from(self.len) < MAX_PICKS {
@@ -423,6 +416,36 @@ impl Chooser<'_> {
         picks
     }
 
+    /// The first `count` live regions of `regions` in order, skipping the clients a draining
+    /// region sheds; and whether a drain's hash decided anything.
+    fn in_order(
+        &self,
+        regions: impl Iterator<Item = RegionId>,
+        count: u8,
+        alive: &dyn Fn(RegionId) -> bool,
+        status: &dyn Fn(RegionId) -> RegionStatus,
+    ) -> (Picks, bool) {
+        let mut picks = Picks::default();
+        let mut hashed = false;
+        for region in regions {
+            if usize::from(picks.len) == usize::from(count) {
+                break;
+            }
+            if !alive(region) {
+                continue;
+            }
+            let factor = status(region).factor;
+            if factor < 1.0 {
+                hashed = true;
+                if !self.keeps(region, factor) {
+                    continue;
+                }
+            }
+            picks.push(region);
+        }
+        (picks, hashed)
+    }
+
     /// `geo`: the client's list in order, skipping regions that are down (and the clients a
     /// draining region sheds); with `spill_capacity`, the clients of a lost first choice are
     /// spread over the rest of the list by capacity.
@@ -448,24 +471,7 @@ impl Chooser<'_> {
             let picks = self.rendezvous(weights, spread);
             return Pick::Chosen(picks, Reason::Spilled, true);
         }
-        let mut picks = Picks::default();
-        let mut hashed = false;
-        for &region in candidates {
-            if usize::from(picks.len) == usize::from(spread) {
-                break;
-            }
-            if !alive(region) {
-                continue;
-            }
-            let factor = status(region).factor;
-            if factor < 1.0 {
-                hashed = true;
-                if !self.keeps(region, factor) {
-                    continue;
-                }
-            }
-            picks.push(region);
-        }
+        let (picks, hashed) = self.in_order(candidates.iter().copied(), spread, &alive, status);
         if picks.is_empty() {
             // Every live region is draining and shed this client: the least drained keeps it.
             let weights = candidates
@@ -544,19 +550,9 @@ impl Chooser<'_> {
                 .copied()
                 .filter(|region| !candidates.contains(region));
             if !candidates.is_empty() {
-                let mut hashed = false;
-                for region in in_map.chain(rest) {
-                    if !alive(region) {
-                        continue;
-                    }
-                    let factor = status(region).factor;
-                    if factor < 1.0 {
-                        hashed = true;
-                        if !self.keeps(region, factor) {
-                            continue;
-                        }
-                    }
-                    return Pick::Chosen(Picks::one(region), reason, hashed);
+                let (picks, hashed) = self.in_order(in_map.chain(rest), 1, &alive, status);
+                if !picks.is_empty() {
+                    return Pick::Chosen(picks, reason, hashed);
                 }
             }
             let weights = tier
