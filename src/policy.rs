@@ -509,7 +509,25 @@ impl Chooser<'_> {
             return Pick::AllDown;
         }
         let picks = self.rendezvous(live(), max_answers);
-        Pick::Chosen(picks, Reason::Weighted, alive > usize::from(max_answers))
+        if alive > usize::from(max_answers) {
+            return Pick::Chosen(picks, Reason::Weighted, true);
+        }
+        // Every live region answers, so weights alone would never take a draining region out:
+        // it sheds its share of clients instead (always keeping one region in the answer).
+        let mut kept = Picks::default();
+        let mut hashed = false;
+        for (index, &region) in picks.as_slice().iter().enumerate() {
+            let factor = status(region).factor;
+            if factor < 1.0 {
+                hashed = true;
+                let last_chance = index + 1 == picks.as_slice().len() && kept.is_empty();
+                if !self.keeps(region, factor) && !last_chance {
+                    continue;
+                }
+            }
+            kept.push(region);
+        }
+        Pick::Chosen(kept, Reason::Weighted, hashed)
     }
 
     /// `failover`: the first tier with a live region answers, in the client's map order when
@@ -529,6 +547,9 @@ impl Chooser<'_> {
         let order = (0..tiers.len())
             .skip(usize::from(held))
             .chain((held).then_some(0));
+        // The first tier with a live region, kept for the clients every live region sheds.
+        let mut shed: Option<(usize, Reason)> = None;
+        let mut hashed = false;
         for index in order {
             let tier = &tiers[index];
             let live = tier.iter().filter(|&&region| alive(region)).count();
@@ -540,28 +561,49 @@ impl Chooser<'_> {
             } else {
                 Reason::Standby(index.min(usize::from(u8::MAX)) as u8)
             };
-            // In map order: the client's list first, then the tier's own order.
-            let in_map = candidates
-                .iter()
-                .copied()
-                .filter(|region| tier.contains(region));
-            let rest = tier
-                .iter()
-                .copied()
-                .filter(|region| !candidates.contains(region));
+            shed.get_or_insert((index, reason));
             if !candidates.is_empty() {
-                let (picks, hashed) = self.in_order(in_map.chain(rest), 1, &alive, status);
+                // In map order: the client's list first, then the tier's own order.
+                let in_map = candidates
+                    .iter()
+                    .copied()
+                    .filter(|region| tier.contains(region));
+                let rest = tier
+                    .iter()
+                    .copied()
+                    .filter(|region| !candidates.contains(region));
+                let (picks, drained) = self.in_order(in_map.chain(rest), 1, &alive, status);
+                hashed |= drained;
                 if !picks.is_empty() {
                     return Pick::Chosen(picks, reason, hashed);
                 }
+                continue;
             }
-            let weights = tier
-                .iter()
-                .filter(|&&region| alive(region))
-                .map(|&region| (region, status(region).factor));
-            return Pick::Chosen(self.rendezvous(weights, 1), reason, live > 1);
+            // Without a map the client hash orders the tier (spreading clients evenly), and the
+            // walk is the same.
+            let ranked = self.rendezvous(
+                tier.iter()
+                    .filter(|&&region| alive(region))
+                    .map(|&region| (region, 1.0)),
+                MAX_PICKS as u8,
+            );
+            let (picks, drained) =
+                self.in_order(ranked.as_slice().iter().copied(), 1, &alive, status);
+            hashed |= drained;
+            if !picks.is_empty() {
+                return Pick::Chosen(picks, reason, hashed || live > 1);
+            }
         }
-        Pick::AllDown
+        // Every live region shed this client (all are draining): the first live tier answers,
+        // in proportion to what is left of each region's share.
+        let Some((index, reason)) = shed else {
+            return Pick::AllDown;
+        };
+        let weights = tiers[index]
+            .iter()
+            .filter(|&&region| alive(region))
+            .map(|&region| (region, status(region).factor));
+        Pick::Chosen(self.rendezvous(weights, 1), reason, true)
     }
 }
 
@@ -1007,6 +1049,60 @@ mod tests {
             if at(0.5) == [1] {
                 assert_eq!(at(0.25), [1]);
             }
+        }
+    }
+
+    #[test]
+    fn drains_shed_clients_in_failover_and_weighted_services_too() {
+        let records = a_records(4);
+        // Failover [[0, 1], [2], [3]]: 0 and 1 each keep a quarter of the clients that reach
+        // them, and the rest move on to their next region (the other primary, then the
+        // standby): the standby gets 0.75 x 0.75 of the clients, with or without a map.
+        let plan = failover(AllDown::ServeAll);
+        let mut view = health(4, 0);
+        view.regions[0].factor = 0.25;
+        view.regions[1].factor = 0.25;
+        for candidates in [&[][..], &[1, 0][..]] {
+            let share = shares(&plan, &records, &view, candidates, 20_000);
+            let primaries = share[0] + share[1];
+            assert!(
+                (primaries - 0.4375).abs() < 0.03,
+                "map {candidates:?}: primaries keep {primaries}"
+            );
+            assert!((share[2] - 0.5625).abs() < 0.03, "{share:?}");
+        }
+        // Weighted with every live region answering: the draining one leaves that many answers.
+        let weighted = service(
+            Plan::Weighted {
+                weights: vec![(0, 1.0), (1, 1.0)].into_boxed_slice(),
+                max_answers: 2,
+            },
+            AllDown::ServeAll,
+            2,
+        );
+        let two = a_records(2);
+        let mut view = health(2, 0);
+        view.regions[0].factor = 0.25;
+        let mut with_zero = 0;
+        for key in keys(20_000) {
+            let decision = decide(&weighted, &two, &view, rtype::A, &[], key);
+            assert!(decision.hashed);
+            let picked = regions(&decision);
+            assert!(!picked.is_empty());
+            with_zero += u32::from(picked.contains(&0));
+        }
+        let share = f64::from(with_zero) / 20_000.0;
+        assert!(
+            (share - 0.25).abs() < 0.02,
+            "region 0 in {share} of answers"
+        );
+        // Fully drained regions never answer while another is live.
+        view.regions[0].factor = 0.0;
+        for key in keys(1000) {
+            assert_eq!(
+                regions(&decide(&weighted, &two, &view, rtype::A, &[], key)),
+                [1]
+            );
         }
     }
 

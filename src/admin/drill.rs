@@ -175,7 +175,10 @@ impl Drill {
             );
             self.event(horizon, "ttl_horizon", detail);
         }
-        if self.rolled_back.is_some() && !self.has("first_answer_with_region") && own > 0 {
+        // Only answers counted after the rollback sample show the region back.
+        let after_rollback = current.get(&self.region).copied().unwrap_or(0)
+            > self.answers_at_end.get(&self.region).copied().unwrap_or(0);
+        if self.rolled_back.is_some() && !self.has("first_answer_with_region") && after_rollback {
             let detail = format!("{} answers again", self.region);
             self.event(now, "first_answer_with_region", detail);
         }
@@ -310,6 +313,9 @@ mod tests {
         assert_eq!(drill.share_during["us-east"], 40.0 / 41.0);
         drill.roll_back(at(400), true, "timer", &counts(51, 100));
         assert_eq!(drill.state, DrillState::Finished);
+        // Answers counted before the rollback sample do not count as the region back.
+        drill.observe(at(400), &counts(50, 95), &counts(51, 100));
+        assert!(!drill.has("first_answer_with_region"));
         drill.observe(at(401), &counts(51, 100), &counts(51, 110));
         assert!(!drill.has("first_answer_with_region"));
         drill.observe(at(402), &counts(51, 110), &counts(52, 111));

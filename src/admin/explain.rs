@@ -163,6 +163,14 @@ pub fn explain(snapshot: &Snapshot, facts: &[RegionFacts], question: &Question) 
         explanation.policy = "not a GSLB name: answered from zone data".to_string();
         return explanation;
     };
+    if !policy::handles(question.qtype) {
+        explanation.service = Some(config.services[service.plan.index].name.to_string());
+        explanation.policy = format!(
+            "a GSLB name answers A, AAAA, CNAME and ANY itself; {} comes from zone data",
+            explanation.qtype
+        );
+        return explanation;
+    }
     let service_config = &config.services[service.plan.index];
     explanation.service = Some(service_config.name.to_string());
     let steering = match explanation.client.used {
@@ -268,8 +276,9 @@ pub fn explain(snapshot: &Snapshot, facts: &[RegionFacts], question: &Question) 
     explanation
 }
 
-/// The records `answers` give for `qtype`, as the data plane writes them: a CNAME answers
-/// alone; addresses of every answering region in order.
+/// The records `answers` give for `qtype`, as the data plane writes them: a CNAME only as the
+/// first answer (and then alone); otherwise each region's addresses of the type in order (for
+/// ANY, its A records, or its AAAA records when it has no A).
 fn records(name: &str, qtype: u16, ttl: u32, answers: &[&ServiceAnswer]) -> Vec<String> {
     let mut lines = Vec::new();
     for answer in answers {
@@ -277,20 +286,20 @@ fn records(name: &str, qtype: u16, ttl: u32, answers: &[&ServiceAnswer]) -> Vec<
             ServiceAnswer::Cname(target) => {
                 if lines.is_empty() {
                     lines.push(format!("{name} {ttl} IN CNAME {target}"));
+                    break;
                 }
-                break;
             }
             ServiceAnswer::Addresses(addresses) => {
+                let has_v4 = addresses.iter().any(IpAddr::is_ipv4);
                 for address in addresses {
                     let line = match (address, qtype) {
-                        (IpAddr::V4(v4), 1 | 255) => format!("{name} {ttl} IN A {v4}"),
+                        (IpAddr::V4(v4), 1) => format!("{name} {ttl} IN A {v4}"),
+                        (IpAddr::V4(v4), 255) => format!("{name} {ttl} IN A {v4}"),
                         (IpAddr::V6(v6), 28) => format!("{name} {ttl} IN AAAA {v6}"),
+                        (IpAddr::V6(v6), 255) if !has_v4 => format!("{name} {ttl} IN AAAA {v6}"),
                         _ => continue,
                     };
                     lines.push(line);
-                }
-                if qtype == 255 && !lines.is_empty() {
-                    break;
                 }
             }
         }
@@ -331,7 +340,7 @@ fn client_explain(
 ) -> ClientExplain {
     let ignored = match (question.ecs, ecs) {
         (None, _) | (_, None) => None,
-        (Some(net), Some(subnet)) => {
+        (Some(_), Some(subnet)) => {
             if !snapshot.geo.ecs {
                 Some("geo.ecs = false".to_string())
             } else if map
@@ -341,8 +350,8 @@ fn client_explain(
                 Some("the map has ignore_ecs = true".to_string())
             } else if subnet.source == 0 {
                 Some("source prefix 0".to_string())
-            } else if !crate::geo::is_global(net.addr()) {
-                Some(format!("{} is not globally routable", net.addr()))
+            } else if !crate::geo::is_global(subnet.ip()) {
+                Some(format!("{} is not globally routable", subnet.ip()))
             } else {
                 None
             }

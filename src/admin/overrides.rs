@@ -83,7 +83,9 @@ impl Override {
 
     /// When a drain's share reaches zero.
     pub fn drained_by(&self) -> SystemTime {
-        self.since + self.drain_period
+        self.since
+            .checked_add(self.drain_period)
+            .unwrap_or(self.since)
     }
 }
 

@@ -37,6 +37,7 @@ pub(super) fn admin(
     source: &Source<'_>,
     base: &Path,
     raw: Option<&RawAdmin>,
+    health_state_file: Option<&Path>,
 ) -> Result<AdminConfig, ConfigError> {
     let Some(raw) = raw else {
         return Ok(AdminConfig {
@@ -69,10 +70,22 @@ pub(super) fn admin(
             ),
         ));
     }
+    let state_file = raw.state_file.as_ref().map(|path| base.join(path.as_ref()));
+    if let (Some(path), Some(health)) = (&state_file, health_state_file)
+        && path == health
+    {
+        return Err(source.invalid(
+            raw.state_file.as_ref().expect("state_file was given"),
+            format_args!(
+                "admin.state_file and health.state_file are both {}: give each its own file",
+                path.display()
+            ),
+        ));
+    }
     Ok(AdminConfig {
         listen,
         token_file,
-        state_file: raw.state_file.as_ref().map(|path| base.join(path.as_ref())),
+        state_file,
     })
 }
 
@@ -107,6 +120,21 @@ mod tests {
         );
         let loopback = parse("listen = \"127.0.0.1:8053\"\n").unwrap();
         assert_eq!(loopback.admin.token_file, None);
+    }
+
+    #[test]
+    fn state_files_must_differ() {
+        let err = Config::parse(
+            "[dns]\nlisten = [\"127.0.0.1:53\"]\nzones_dir = \"z\"\n[health]\nstate_file = \"s.json\"\n\
+             [admin]\nstate_file = \"s.json\"\n",
+            Path::new("dir/meridian.toml"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dir/meridian.toml:7: admin.state_file and health.state_file are both dir/s.json: give \
+             each its own file"
+        );
     }
 
     #[test]

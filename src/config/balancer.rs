@@ -1170,7 +1170,7 @@ mod tests {
         check_err(
             &one("idle_timeout = \"soon\"\n"),
             4,
-            "balancers.web.idle_timeout: \"soon\" is not a duration (write e.g. \"500ms\", \
+            "balancers.web.idle_timeout: \"soon\" is not a duration of at most 10 years (write e.g. \"500ms\", \
              \"10s\", \"2m\", \"1h\")",
         );
         check_err(

@@ -4,8 +4,14 @@ use std::time::Duration;
 
 /// A duration string that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a duration (write e.g. \"500ms\", \"10s\", \"2m\", \"1h\")")]
+#[error(
+    "{0:?} is not a duration of at most 10 years (write e.g. \"500ms\", \"10s\", \"2m\", \"1h\")"
+)]
 pub struct DurationError(pub String);
+
+/// The longest duration accepted anywhere: ten years. Anything longer is a typo, and the cap
+/// keeps `now + duration` far from overflowing a `SystemTime`.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 86_400);
 
 /// Parses a sequence of `<number><unit>` parts (units `ms`, `s`, `m`, `h`, `d`) into a duration.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
@@ -38,6 +44,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
             .checked_mul(u32::try_from(number).map_err(|_| error())?)
             .ok_or_else(error)?;
         total = total.checked_add(part).ok_or_else(error)?;
+        if total > MAX_DURATION {
+            return Err(error());
+        }
     }
     Ok(total)
 }
@@ -58,7 +67,18 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "10", "s", "10x", "1.5s", "-1s", "10 s", "99999999999h"] {
+        for bad in [
+            "",
+            "10",
+            "s",
+            "10x",
+            "1.5s",
+            "-1s",
+            "10 s",
+            "99999999999h",
+            "3661d",
+            "4294967295d4294967295d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
         }
     }

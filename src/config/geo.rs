@@ -207,6 +207,14 @@ fn region(
             ),
         ));
     }
+    if name == crate::telemetry::NO_REGION {
+        return Err(source.invalid(
+            raw,
+            format_args!(
+                "region name {name:?} is reserved (metrics count answers without a region under it)"
+            ),
+        ));
+    }
     let location = match &raw.as_ref().location {
         None => None,
         Some(spanned) => match spanned.as_ref()[..] {

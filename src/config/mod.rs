@@ -20,7 +20,7 @@ pub use balancer::{
     BackendConfig, BackendHealthConfig, BackendSetConfig, BalancerConfig, DEFAULT_SET, HashKey,
     HeaderMatch, OutlierConfig, RouteConfig,
 };
-pub use duration::{DurationError, parse_duration};
+pub use duration::{DurationError, MAX_DURATION, parse_duration};
 pub use geo::{CONTINENTS, GeoConfig, LocationPath, MapConfig, Region, RegionId, location_path};
 pub use health::{HealthConfig, MonitorConfig, ProbeUrl, Require, StatusRange};
 pub use service::{
@@ -168,7 +168,12 @@ impl Config {
                 .map(|file| base.join(file.as_ref())),
         };
         let balancers = balancer::balancers(&source, &raw.balancers, &dns.listen)?;
-        let admin = admin::admin(&source, base, raw.admin.as_ref())?;
+        let admin = admin::admin(
+            &source,
+            base,
+            raw.admin.as_ref(),
+            health.state_file.as_deref(),
+        )?;
         Ok(Config {
             admin,
             path: path.to_path_buf(),
@@ -416,7 +421,7 @@ mod tests {
         );
         check_err(
             "[dns]\nzones_dir = \"z\"\nlisten = [\"127.0.0.1:53\"]\ntcp_idle_timeout = \"soon\"\n",
-            "dir/meridian.toml:4: dns.tcp_idle_timeout: \"soon\" is not a duration \
+            "dir/meridian.toml:4: dns.tcp_idle_timeout: \"soon\" is not a duration of at most 10 years \
              (write e.g. \"500ms\", \"10s\", \"2m\", \"1h\")",
         );
         check_err(

@@ -156,11 +156,13 @@ impl<'b> Response<'b> {
         }
     }
 
-    /// Sets the ECS SCOPE PREFIX-LENGTH echoed to the client: the prefix length the answer
-    /// depends on (0, the default, for answers that do not depend on the client at all).
+    /// Raises the ECS SCOPE PREFIX-LENGTH echoed to the client to at least `scope`: the answer
+    /// depends on that many bits of the subnet (0, the default, for answers that do not depend on
+    /// the client at all). Along a CNAME chain through several GSLB names the reply depends on
+    /// every step, so the longest scope wins.
     pub fn ecs_scope(&mut self, scope: u8) {
         if let Some(edns) = &mut self.edns {
-            edns.scope = scope;
+            edns.scope = edns.scope.max(scope);
         }
     }
 

@@ -1032,10 +1032,10 @@ async fn explain_gives_the_real_answer_for_random_clients() {
         }
         let (data, subnet) = random_subnet(&mut rng);
         let name = format!("{}.geo.test", names[rng.usize(..names.len())]);
-        let (qtype, type_name) = if rng.u8(..) < 64 {
-            (qtype::AAAA, "AAAA")
-        } else {
-            (qtype::A, "A")
+        let (qtype, type_name) = match rng.u8(..) {
+            0..64 => (qtype::AAAA, "AAAA"),
+            64..96 => (255, "ANY"),
+            _ => (qtype::A, "A"),
         };
         let path =
             format!("/v1/explain?name={name}&type={type_name}&client=127.0.0.1&ecs={subnet}");
@@ -1077,6 +1077,21 @@ async fn explain_gives_the_real_answer_for_random_clients() {
             assert_eq!(explanation["ttl"].as_u64(), Some(ttl), "{context}");
         }
     }
+    // Other types at a GSLB name come from the zone, and explain says so.
+    let txt = admin
+        .expect(
+            StatusCode::OK,
+            "GET",
+            "/v1/explain?name=www.geo.test&type=TXT&client=81.2.69.142",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(txt["answer"], json!([]));
+    assert!(txt["decision"].is_null(), "{txt:#}");
+    assert!(
+        txt["policy"].as_str().unwrap().contains("zone data"),
+        "{txt:#}"
+    );
     // The clients reached many decisions, and scopes of many widths.
     eprintln!("explain: reasons {reasons:?}, scopes {scopes:?}");
     for reason in ["preferred", "failed_over", "weighted", "spilled"] {

@@ -581,3 +581,35 @@ answers.us-east = ["192.0.2.10"]
     let last = server.server.monitor().status()[0].monitors[0].last.clone();
     assert!(last.unwrap().contains("capacity 50%"));
 }
+
+#[tokio::test]
+async fn a_chain_through_two_services_keeps_the_longest_scope() {
+    // `split` hashes the client /24 to one of two CNAMEs, both at `one`, a weighted service
+    // with a single region whose answer depends on nothing: the reply still depends on the
+    // /24, and its scope must say so.
+    let endpoints = endpoints().await;
+    let services = r#"
+[services."split.geo.test"]
+policy = "weighted"
+weights = { eu-west = 1, us-east = 1 }
+answers.eu-west = { cname = "one.geo.test." }
+answers.us-east = { cname = "one.geo.test." }
+
+[services."one.geo.test"]
+policy = "weighted"
+weights = { eu-west = 1 }
+answers.eu-west = ["192.0.2.20"]
+"#;
+    let server = server(&sections(&endpoints, services, "")).await;
+    let ecs = [0, 1, 24, 0, 81, 2, 69];
+    let reply = server.udp(&ecs_query("split.geo.test", &ecs)).await;
+    assert_eq!(reply.answers().len(), 2, "{:?}", reply.answers());
+    let (_, source, scope) = crate::conformance::ecs_of(&reply).expect("ECS echoed");
+    assert_eq!((source, scope), (24, 24));
+    let direct = server.udp(&ecs_query("one.geo.test", &ecs)).await;
+    let (_, _, scope) = crate::conformance::ecs_of(&direct).expect("ECS echoed");
+    assert_eq!(
+        scope, 0,
+        "alone, the single-region service depends on nothing"
+    );
+}

@@ -290,8 +290,13 @@ impl Monitor {
         );
         inner.book.overrides.insert(region.to_string(), active);
         inner.book.drills.push(drill.clone());
-        let excess = inner.book.drills.len().saturating_sub(KEEP_DRILLS);
-        inner.book.drills.drain(..excess);
+        // Keep the most recent finished drills; running ones are never dropped.
+        let mut excess = inner.book.drills.len().saturating_sub(KEEP_DRILLS);
+        inner.book.drills.retain(|kept| {
+            let drop = excess > 0 && kept.state != DrillState::Running;
+            excess -= usize::from(drop);
+            !drop
+        });
         self.shared.changed(&mut inner);
         Ok(drill)
     }
