@@ -875,7 +875,7 @@ async fn run(loaded: Loaded) -> std::io::Result<()> {
     });
     loop {
         tokio::select! {
-            _ = hangup.recv() => match server.reload() {
+            _ = hangup.recv() => match tokio::task::block_in_place(|| server.reload()) {
                 Ok(summary) => {
                     for warning in &summary.warnings {
                         tracing::warn!("{warning}");

@@ -41,6 +41,9 @@ pub struct RunningServer {
     tcp_slots: Arc<Semaphore>,
     /// Reloads that failed and changed nothing.
     reload_failures: AtomicU64,
+    /// Serialises reloads (SIGHUP and the admin API), so an older load is never installed
+    /// after a newer one.
+    reloading: std::sync::Mutex<()>,
     /// The regional health monitor; it publishes health into the served snapshot and swaps
     /// reloaded snapshots in.
     monitor: Monitor,
@@ -121,6 +124,7 @@ impl RunningServer {
             tcp_stop,
             tcp_slots,
             reload_failures: AtomicU64::new(0),
+            reloading: std::sync::Mutex::new(()),
             monitor,
             balancers,
         })
@@ -166,6 +170,7 @@ impl RunningServer {
     /// Re-reads the config and every zone; swaps the new snapshot in only if all of it is valid.
     /// On failure the old data keeps being served and the error says which file and line.
     pub fn reload(&self) -> Result<ReloadSummary, LoadError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let telemetry = Arc::clone(&self.snapshot.load().telemetry);
         let mut loaded = snapshot::load(&self.config_path).inspect_err(|_| {
             self.reload_failures.fetch_add(1, Ordering::Relaxed);
