@@ -92,6 +92,22 @@ pub struct Drill {
     pub max_ttl: u32,
     /// Whether the capacity pre-flight check was overridden.
     pub forced: bool,
+    /// Requests per second the region's embedded pool served in the minute before the drill,
+    /// when a monitor reads it (`capacity_from = "pool"`).
+    #[serde(default)]
+    pub pool_rate_before: Option<f64>,
+    /// Requests per second the pool served while the drill ran.
+    #[serde(default)]
+    pub pool_rate_during: Option<f64>,
+    /// The pool's request count when the drill started, and when that was read.
+    #[serde(default)]
+    pub pool_at_start: Option<(SystemTime, u64)>,
+}
+
+/// Requests per second between two readings of a cumulative counter.
+pub fn rate(from: (SystemTime, u64), to: (SystemTime, u64)) -> Option<f64> {
+    let seconds = to.0.duration_since(from.0).ok()?.as_secs_f64();
+    (seconds > 0.0).then(|| to.1.saturating_sub(from.1) as f64 / seconds)
 }
 
 impl Drill {
@@ -290,6 +306,9 @@ mod tests {
             answers_at_end: BTreeMap::new(),
             max_ttl: 60,
             forced: false,
+            pool_rate_before: None,
+            pool_rate_during: None,
+            pool_at_start: None,
         }
     }
 
@@ -346,6 +365,18 @@ mod tests {
         assert_eq!(drill.state, DrillState::Aborted);
         assert_eq!(drill.rolled_back, Some(at(150)));
         assert!(drill.timeline.last().unwrap().detail.contains("alice"));
+    }
+
+    #[test]
+    fn rates_between_readings() {
+        assert_eq!(rate((at(10), 100), (at(20), 600)), Some(50.0));
+        assert_eq!(rate((at(10), 100), (at(10), 600)), None);
+        assert_eq!(rate((at(20), 100), (at(10), 600)), None);
+        assert_eq!(
+            rate((at(10), 600), (at(20), 100)),
+            Some(0.0),
+            "a restarted pool"
+        );
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub struct Pass {
     /// The share of its capacity the target reports (0 to 1), for monitors with
     /// `capacity_from = "pool"`.
     pub capacity: Option<Capacity>,
+    /// The requests the pool has served since it started, when its health body says
+    /// (`capacity_from = "pool"`); drills measure the pool's request rate from it.
+    pub requests: Option<u64>,
 }
 
 /// A capacity share from 0 to 1, as a pool's health endpoint reports it.
@@ -95,6 +98,7 @@ impl fmt::Display for ProbeReport {
             Ok(Pass {
                 status: Some(status),
                 capacity: Some(capacity),
+                ..
             }) => write!(
                 f,
                 "ok: status {status}, capacity {:.0}% in {} ms",

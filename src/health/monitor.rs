@@ -62,6 +62,9 @@ struct Inner {
     region_info: BTreeMap<String, RegionInfo>,
     /// Cumulative GSLB answers per region, sampled every tick, for the last minute.
     samples: VecDeque<(SystemTime, BTreeMap<String, u64>)>,
+    /// Requests served per region's embedded pool, as its monitors last read them, sampled
+    /// every tick for the last minute.
+    pool_samples: VecDeque<(SystemTime, BTreeMap<String, u64>)>,
     /// When each region last got an answer, as seen by the ticks.
     last_answer: BTreeMap<String, SystemTime>,
 }
@@ -102,6 +105,21 @@ impl RegionEntry {
                 _ => None,
             })
             .fold(1.0, f64::min)
+    }
+
+    /// The requests its pools have served, as their monitors last read them; `None` when no
+    /// monitor reads a pool.
+    fn pool_requests(&self) -> Option<u64> {
+        self.targets
+            .iter()
+            .filter_map(|target| match target.state.last()?.result {
+                Ok(Pass {
+                    requests: Some(requests),
+                    ..
+                }) => Some(requests),
+                _ => None,
+            })
+            .reduce(u64::saturating_add)
     }
 
     /// What the data plane should see for this region under `active` at `now`.
@@ -262,6 +280,7 @@ impl Monitor {
                 book,
                 region_info: BTreeMap::new(),
                 samples: VecDeque::new(),
+                pool_samples: VecDeque::new(),
                 last_answer: BTreeMap::new(),
             }),
             cell,

@@ -324,6 +324,7 @@ impl HttpProbe {
             return Ok(Pass {
                 status: Some(status),
                 capacity: Some(pool_capacity(&body)?),
+                requests: pool_requests(&body),
             });
         }
         if let Some(needle) = &self.expect_body
@@ -334,6 +335,7 @@ impl HttpProbe {
         Ok(Pass {
             status: Some(status),
             capacity: None,
+            requests: None,
         })
     }
 
@@ -413,6 +415,14 @@ fn pool_capacity(body: &[u8]) -> Result<Capacity, Failure> {
         })
 }
 
+/// The cumulative `requests` a pool's health body reports, if it does.
+fn pool_requests(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("requests")?
+        .as_u64()
+}
+
 /// Reads the body, at most [`BODY_LIMIT`] bytes, until it contains `needle`; `Ok(false)` when
 /// the body (or the part read) does not.
 async fn body_contains(response: &mut reqwest::Response, needle: &[u8]) -> Result<bool, Failure> {
@@ -447,6 +457,7 @@ async fn probe_tcp(host: &str, port: u16) -> Result<Pass, Failure> {
                 return Ok(Pass {
                     status: None,
                     capacity: None,
+                    requests: None,
                 });
             }
             Err(error) => last = io_failure(&error),
@@ -692,6 +703,11 @@ mod tests {
             capacity(r#"{"healthy":2,"total":4,"capacity":0.5}"#),
             Ok(0.5)
         );
+        assert_eq!(
+            pool_requests(br#"{"capacity":0.5,"requests":1234}"#),
+            Some(1234)
+        );
+        assert_eq!(pool_requests(br#"{"capacity":0.5}"#), None);
         assert_eq!(capacity(r#"{"capacity":7}"#), Ok(1.0), "clamped");
         assert!(matches!(capacity("ok"), Err(Failure::Other(_))));
         assert!(matches!(
@@ -927,6 +943,7 @@ mod tests {
     fn passed(status: u16) -> Result<Pass, Failure> {
         Ok(Pass {
             capacity: None,
+            requests: None,
             status: Some(status),
         })
     }
@@ -1144,6 +1161,7 @@ mod tests {
             Ok(Pass {
                 status: None,
                 capacity: None,
+                requests: None,
             }),
         )
         .await;

@@ -322,6 +322,7 @@ mod tests {
                 Ok(Pass {
                     status: Some(200),
                     capacity: None,
+                    requests: None,
                 })
             } else {
                 Err(Failure::Status(500 + step as u16))
@@ -537,6 +538,7 @@ mod tests {
             result: Ok(Pass {
                 status: Some(200),
                 capacity: None,
+                requests: None,
             }),
         };
         let mut target = TargetState::new(true);
@@ -571,6 +573,7 @@ mod tests {
             result: Ok(Pass {
                 status: None,
                 capacity: None,
+                requests: None,
             }),
         };
         let down = target.observe(&timeout, ones).expect("fall 1 flips");

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::{Inner, Monitor, Shared};
-use crate::admin::drill::{Drill, DrillMode, DrillState, shares};
+use crate::admin::drill::{Drill, DrillMode, DrillState, rate, shares};
 use crate::admin::overrides::{Action, Override};
 use crate::admin::{AdminError, BOOK_VERSION, Book, KEEP_DRILLS};
 use crate::snapshot::Snapshot;
@@ -259,8 +259,19 @@ impl Monitor {
             answers_at_end: BTreeMap::new(),
             max_ttl: info.max_ttl,
             forced: force,
+            pool_rate_before: None,
+            pool_rate_during: None,
+            pool_at_start: None,
         };
         drill.start(shares(&before, &totals), totals);
+        let pools = pool_totals(&inner);
+        if let Some(&requests) = pools.get(region) {
+            drill.pool_at_start = Some((now, requests));
+            drill.pool_rate_before = inner
+                .pool_samples
+                .front()
+                .and_then(|(at, sample)| rate((*at, *sample.get(region)?), (now, requests)));
+        }
         let (action, drain_period) = match mode {
             DrillMode::Fail => (Action::ForceDown, Duration::ZERO),
             DrillMode::Drain => (Action::Drain, Duration::from_secs(u64::from(info.max_ttl))),
@@ -415,6 +426,15 @@ fn remove_drill_override(inner: &mut Inner, drill: &Drill) {
     }
 }
 
+/// Requests served by each region's embedded pools, for the regions whose monitors read one.
+fn pool_totals(inner: &Inner) -> BTreeMap<String, u64> {
+    inner
+        .regions
+        .iter()
+        .filter_map(|region| Some((region.name.clone(), region.pool_requests()?)))
+        .collect()
+}
+
 /// Cumulative GSLB answers per region name, over every service of `snapshot`.
 pub(super) fn answer_totals(snapshot: &Snapshot) -> BTreeMap<String, u64> {
     let mut totals: BTreeMap<String, u64> = snapshot
@@ -537,6 +557,26 @@ impl Shared {
             timeline_changed |= drill.timeline.len() != events;
         }
 
+        let pools = pool_totals(&inner);
+        for drill in inner
+            .book
+            .drills
+            .iter_mut()
+            .filter(|drill| drill.state == DrillState::Running)
+        {
+            if let (Some(start), Some(&requests)) = (drill.pool_at_start, pools.get(&drill.region))
+            {
+                drill.pool_rate_during = rate(start, (now, requests));
+            }
+        }
+        inner.pool_samples.push_back((now, pools));
+        while inner
+            .pool_samples
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at).unwrap_or_default() > SAMPLE_WINDOW)
+        {
+            inner.pool_samples.pop_front();
+        }
         inner.samples.push_back((now, totals));
         while inner
             .samples
