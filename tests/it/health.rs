@@ -26,6 +26,8 @@ pub enum Mode {
     Hang = 2,
     /// Accepts and closes at once.
     Close = 3,
+    /// `200` with a pool health body: capacity 1 and 100 more requests per request received.
+    Pool = 4,
 }
 
 /// An HTTP health endpoint on loopback whose behaviour a test switches.
@@ -66,13 +68,22 @@ impl Endpoint {
                             Ok(n) => head.extend_from_slice(&buf[..n]),
                         }
                     }
-                    hits.fetch_add(1, Ordering::SeqCst);
+                    let hit = hits.fetch_add(1, Ordering::SeqCst) + 1;
+                    let pool;
                     let reply: &[u8] = match mode.load(Ordering::SeqCst) {
                         0 => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
                         1 => b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\nconnection: close\r\n\r\ndown",
                         2 => {
                             tokio::time::sleep(Duration::from_secs(30)).await;
                             return;
+                        }
+                        4 => {
+                            let body = format!("{{\"capacity\":1.0,\"requests\":{}}}", hit * 100);
+                            pool = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            pool.as_bytes()
                         }
                         _ => return,
                     };
@@ -612,4 +623,56 @@ answers.eu-west = ["192.0.2.20"]
         scope, 0,
         "alone, the single-region service depends on nothing"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drills_report_the_pool_request_rate() {
+    use meridian::admin::drill::DrillMode;
+    let pool = Endpoint::start().await;
+    pool.set(Mode::Pool);
+    let services = r#"
+[services."www.geo.test"]
+map = "world"
+answers.eu-west = ["192.0.2.20"]
+answers.us-east = ["192.0.2.10"]
+"#;
+    let server = server(&format!(
+        "[regions.eu-west]\n[[regions.eu-west.monitor]]\nurl = \"http://{}/health\"\n\
+         interval = \"100ms\"\ntimeout = \"90ms\"\nrise = 1\nfall = 1\ncapacity_from = \"pool\"\n\
+         [regions.us-east]\n[maps.world]\ndefault = [\"eu-west\", \"us-east\"]\n{services}",
+        pool.addr
+    ))
+    .await;
+    ready(&server).await;
+    // Let the tick collect pool readings for a while.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let monitor = server.server.monitor();
+    let drill = monitor
+        .start_drill(
+            "eu-west",
+            DrillMode::Fail,
+            Duration::from_millis(800),
+            "pool rate",
+            "test",
+            true,
+            None,
+        )
+        .expect("drill starts");
+    // 100 requests per probe, a probe every 100 ms: about 1000 requests per second.
+    let before = drill.pool_rate_before.expect("rate before");
+    assert!((300.0..3000.0).contains(&before), "rate before {before}");
+    let start = Instant::now();
+    let report = loop {
+        let report = monitor.drill(drill.id).unwrap();
+        if report.rolled_back.is_some() {
+            break report;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never rolled back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let during = report.pool_rate_during.expect("rate during");
+    assert!((300.0..3000.0).contains(&during), "rate during {during}");
 }

@@ -267,10 +267,12 @@ impl Monitor {
         let pools = pool_totals(&inner);
         if let Some(&requests) = pools.get(region) {
             drill.pool_at_start = Some((now, requests));
+            // The oldest reading in the window (the first ticks may predate the first probe).
             drill.pool_rate_before = inner
                 .pool_samples
-                .front()
-                .and_then(|(at, sample)| rate((*at, *sample.get(region)?), (now, requests)));
+                .iter()
+                .find_map(|(at, sample)| Some((*at, *sample.get(region)?)))
+                .and_then(|oldest| rate(oldest, (now, requests)));
         }
         let (action, drain_period) = match mode {
             DrillMode::Fail => (Action::ForceDown, Duration::ZERO),
