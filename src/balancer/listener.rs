@@ -1,20 +1,27 @@
 //! A running balancer: its listener, the accept loop with the connection limit, HTTP/1.1 and
 //! h2c connections served by the proxy, reload, drain and graceful shutdown.
+//!
+//! Connections are served on the balancer workers: one thread per core, each with its own
+//! single-threaded Tokio runtime, shared by every balancer of the process (as nginx runs one
+//! event loop per worker process). The accept loop hands each new connection to the worker
+//! serving the fewest; the connection, its requests, and the upstream connections they use
+//! then stay on that thread, so a request never waits for another thread to wake up.
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, watch};
 
 use super::pool::{Pool, PoolHealth};
-use super::proxy::{self, Shared};
+use super::proxy::{self, ClientConnection, Peer, Shared};
 use crate::config::BalancerConfig;
 
 /// Backlog of the listening socket: connections beyond `max_connections` wait here.
@@ -137,7 +144,6 @@ impl RunningBalancer {
             );
         }
         self.shared.pool.reload(config);
-        self.shared.refresh_client();
     }
 
     /// Stops accepting, lets requests in flight finish for up to the drain timeout, then closes
@@ -202,10 +208,115 @@ async fn accept_loop(
         };
         let shared = Arc::clone(&shared);
         let phase = phase.clone();
-        tokio::spawn(async move {
-            serve_connection(stream, peer, shared, phase).await;
+        let Some(worker) = workers().and_then(Workers::least_loaded) else {
+            tokio::spawn(async move {
+                serve_connection(stream, peer, shared, phase).await;
+                drop(permit);
+            });
+            continue;
+        };
+        // The socket moves to the worker's runtime: out of this one's I/O driver, into that one's.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(%error, %peer, "cannot hand the connection to a worker");
+                continue;
+            }
+        };
+        worker.connections.fetch_add(1, Ordering::Relaxed);
+        worker.handle.spawn(async move {
+            let _count = Assigned(worker);
+            match TcpStream::from_std(stream) {
+                Ok(stream) => serve_connection(stream, peer, shared, phase).await,
+                Err(error) => tracing::warn!(%error, %peer, "cannot register the connection"),
+            }
             drop(permit);
         });
+    }
+}
+
+/// The balancer workers of the process: one thread per core, each running a single-threaded
+/// runtime that serves whole connections.
+#[derive(Debug)]
+struct Workers {
+    /// The workers; never empty.
+    workers: Box<[Worker]>,
+}
+
+/// One balancer worker thread.
+#[derive(Debug)]
+struct Worker {
+    /// Its runtime.
+    handle: Handle,
+    /// Client connections it is serving.
+    connections: AtomicUsize,
+}
+
+/// A connection counted on its worker until dropped.
+struct Assigned(&'static Worker);
+
+impl Drop for Assigned {
+    /// The connection ended.
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Workers {
+    /// Starts one worker per available core.
+    fn start() -> io::Result<Self> {
+        let count = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut workers = Vec::with_capacity(count);
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            handle.spawn(expire_idle_connections());
+            std::thread::Builder::new()
+                .name(format!("meridian-l7-{index}"))
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+            workers.push(Worker {
+                handle,
+                connections: AtomicUsize::new(0),
+            });
+        }
+        Ok(Self {
+            workers: workers.into_boxed_slice(),
+        })
+    }
+
+    /// The worker serving the fewest connections.
+    fn least_loaded(&'static self) -> Option<&'static Worker> {
+        self.workers
+            .iter()
+            .min_by_key(|worker| worker.connections.load(Ordering::Relaxed))
+    }
+}
+
+/// The process's balancer workers, started on first use; `None` if they could not be started
+/// (connections are then served on the caller's runtime).
+fn workers() -> Option<&'static Workers> {
+    /// The workers, once started.
+    static WORKERS: OnceLock<Option<Workers>> = OnceLock::new();
+    WORKERS
+        .get_or_init(|| {
+            Workers::start()
+                .inspect_err(|error| {
+                    tracing::error!(%error, "cannot start the balancer worker threads; serving on the main runtime");
+                })
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Drops the worker's expired idle upstream connections, periodically.
+async fn expire_idle_connections() {
+    let mut ticks = tokio::time::interval(proxy::IDLE_SWEEP_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        proxy::expire_idle_connections();
     }
 }
 
@@ -232,7 +343,11 @@ async fn serve_connection(
         .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(config.idle_timeout)
         .keep_alive_timeout(config.connect_timeout.max(Duration::from_secs(1)));
-    let service = service_fn(move |request| proxy::handle(Arc::clone(&shared), peer, request));
+    let client = Arc::new(ClientConnection {
+        shared,
+        peer: Peer::new(peer),
+    });
+    let service = service_fn(move |request| proxy::handle(Arc::clone(&client), request));
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let draining = *phase.borrow() != Phase::Run;

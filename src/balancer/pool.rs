@@ -30,10 +30,15 @@ const MAX_EJECTION_FACTOR: u32 = 10;
 /// Milliseconds since the first call in this process: the clock of ejection deadlines, kept in
 /// an atomic so the request path reads it without a lock.
 fn now_ms() -> u64 {
+    ms_since_epoch(Instant::now())
+}
+
+/// `now` in [`now_ms`] milliseconds (at least 1).
+fn ms_since_epoch(now: Instant) -> u64 {
     /// The process's time origin for [`now_ms`].
     static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_millis())
+    let epoch = *EPOCH.get_or_init(|| now);
+    u64::try_from(now.saturating_duration_since(epoch).as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
 }
@@ -51,6 +56,8 @@ pub struct Backend {
     addr: SocketAddr,
     /// `addr` as a URI authority, for upstream request URIs.
     authority: Authority,
+    /// The `Host` of a request that comes without one: `addr`, without the port when it is 80.
+    host_header: HeaderValue,
     /// Admin intent: `false` while drained (no new requests; in-flight ones finish).
     enabled: AtomicBool,
     /// Observation of the active checks; always `true` without checks.
@@ -76,9 +83,17 @@ impl Backend {
     fn new(addr: SocketAddr) -> Self {
         let authority = Authority::try_from(addr.to_string().as_str())
             .unwrap_or_else(|_| Authority::from_static("invalid"));
+        let host = if addr.port() == 80 {
+            authority.host()
+        } else {
+            authority.as_str()
+        };
+        let host_header =
+            HeaderValue::from_str(host).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
         Self {
             addr,
             authority,
+            host_header,
             enabled: AtomicBool::new(true),
             healthy: AtomicBool::new(true),
             ejected_until: AtomicU64::new(0),
@@ -99,6 +114,11 @@ impl Backend {
     /// `addr` as a URI authority.
     pub fn authority(&self) -> &Authority {
         &self.authority
+    }
+
+    /// The `Host` header for a request that has none.
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
     }
 
     /// Whether the operator lets it take new requests.
@@ -136,16 +156,24 @@ impl Backend {
 
     /// Marks a request as sent: counted as outstanding until the guard drops.
     pub fn begin(self: &Arc<Self>) -> Outstanding {
+        Self::start(Arc::clone(self))
+    }
+
+    /// [`Backend::begin`], keeping this reference in the guard (no further reference count).
+    pub fn start(self: Arc<Self>) -> Outstanding {
         self.outstanding.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
-        Outstanding {
-            backend: Arc::clone(self),
-        }
+        Outstanding { backend: self }
     }
 
     /// Feeds a response-header latency into the estimate.
     pub fn observe_latency(&self, rtt: Duration) {
-        lock(&self.latency).observe(rtt, Instant::now());
+        self.observe_latency_at(rtt, Instant::now());
+    }
+
+    /// Feeds a response-header latency, measured at `now`, into the estimate.
+    pub fn observe_latency_at(&self, rtt: Duration, now: Instant) {
+        lock(&self.latency).observe(rtt, now);
     }
 
     /// Records a request's outcome for passive outlier detection (`None`: detection off).
@@ -320,7 +348,18 @@ impl BackendSet {
         key: &RequestKey<'_>,
         skip: &[usize],
     ) -> Option<Chosen> {
-        let now = now_ms();
+        self.pick_at(algorithm, key, skip, Instant::now())
+    }
+
+    /// [`BackendSet::pick`] with the clock read by the caller (`at`: now).
+    pub fn pick_at(
+        &self,
+        algorithm: Algorithm,
+        key: &RequestKey<'_>,
+        skip: &[usize],
+        at: Instant,
+    ) -> Option<Chosen> {
+        let now = ms_since_epoch(at);
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
             let Scratch {
@@ -365,7 +404,7 @@ impl BackendSet {
                 client_ip: key.client_ip,
                 hash_key: key.hash_key,
                 cookie: key.cookie,
-                now: Instant::now(),
+                now: at,
             };
             let pick = self.selector.select(&input, rng)?;
             Some(Chosen {

@@ -5,7 +5,18 @@
 //! refused, reset or answered invalid HTTP, 504 on a timeout, 413 when the request body is over
 //! `max_body_bytes`. Idempotent requests are retried on another backend after a connect
 //! failure, at most [`MAX_RETRIES`] times, and only while none of the request body was sent.
+//!
+//! Upstream connections are HTTP/1.1 with keep-alive. Each thread keeps its own idle
+//! connections per backend address (as nginx keeps one keep-alive cache per worker), so taking
+//! one is a pop from a thread-local list, without a lock. A connection has no task of its own:
+//! the request that uses it drives it, first while waiting for the response head, then while
+//! the response body streams, so an exchange costs no wake-up of another task or thread. A
+//! request goes out only once its connection is established, so a connect failure never
+//! consumes the body. A request that an idle connection could not take because the backend
+//! closed it meanwhile (nothing was written) goes once more on a new connection to the same
+//! backend, as hyper's pooled client does.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::fmt;
@@ -14,46 +25,33 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
-use http_body_util::BodyExt;
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::client::conn::TrySendError;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use rustc_hash::FxHashMap;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
-use super::pool::{Backend, Chosen, InFlight, Outstanding, Pool, RequestKey, Topology};
-use crate::config::{BalancerConfig, HashKey};
+use super::pool::{Backend, BackendSet, Chosen, InFlight, Outstanding, Pool, RequestKey, Topology};
+use crate::config::{HashKey, OutlierConfig};
 
 /// At most this many retries after the first attempt (each on another backend).
 pub const MAX_RETRIES: usize = 2;
 
+/// How often each worker drops the idle upstream connections whose idle timeout passed.
+pub const IDLE_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A boxed error, as hyper's bodies and services carry them.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
-
-/// The body of every response the proxy sends.
-pub type ProxyBody = UnsyncBoxBody<Bytes, BoxError>;
-
-/// The upstream HTTP client: a keep-alive pool shared by every client connection.
-pub type UpstreamClient = Client<HttpConnector, RequestBody>;
-
-/// Builds the upstream client for a balancer's connect and idle timeouts.
-pub fn client(config: &BalancerConfig) -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(config.idle_timeout)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
-}
 
 /// Error responses by kind, for the pool's counters.
 #[derive(Debug, Default)]
@@ -70,53 +68,70 @@ pub struct Counters {
     pub retries: AtomicU64,
 }
 
-/// What a proxy's requests share: the pool and the upstream client for its settings.
+/// What a proxy's requests share: the pool and the error counters.
 #[derive(Debug)]
 pub struct Shared {
     /// Backends, sets, routes and settings.
     pub pool: Arc<Pool>,
-    /// The upstream client and the (connect, idle) timeouts it was built for.
-    client: arc_swap::ArcSwap<(UpstreamClient, Duration, Duration)>,
     /// Error responses by kind.
     pub counters: Counters,
 }
 
 impl Shared {
-    /// Shared state for `pool`, with a client for its current settings.
+    /// Shared state for `pool`.
     pub fn new(pool: Arc<Pool>) -> Self {
-        let config = Arc::clone(&pool.topology().config);
         Self {
             pool,
-            client: arc_swap::ArcSwap::from_pointee((
-                client(&config),
-                config.connect_timeout,
-                config.idle_timeout,
-            )),
             counters: Counters::default(),
-        }
-    }
-
-    /// Rebuilds the upstream client when a reload changed its timeouts (the old client's
-    /// connections finish their requests and close).
-    pub fn refresh_client(&self) {
-        let config = Arc::clone(&self.pool.topology().config);
-        let current = self.client.load();
-        if current.1 != config.connect_timeout || current.2 != config.idle_timeout {
-            self.client.store(Arc::new((
-                client(&config),
-                config.connect_timeout,
-                config.idle_timeout,
-            )));
         }
     }
 }
 
-/// Serves one request from client `peer`.
+/// One client connection: the proxy's shared state and the client's address, with the
+/// forwarding header values that depend on the address only, made once per connection.
+#[derive(Debug)]
+pub struct ClientConnection {
+    /// The proxy's shared state.
+    pub shared: Arc<Shared>,
+    /// The client's address and forwarding values.
+    pub peer: Peer,
+}
+
+/// A client address and the parts of the forwarding headers made from it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address.
+    addr: SocketAddr,
+    /// The IP as text: the `X-Forwarded-For` value when the request brings none.
+    forwarded_for: HeaderValue,
+    /// `for=IP;proto=http` (IPv6 as `for="[IP]"`), the start of the `Forwarded` value.
+    forwarded: Bytes,
+}
+
+impl Peer {
+    /// The forwarding values for a client at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = addr.ip();
+        let forwarded_for = HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        let forwarded = match ip {
+            IpAddr::V4(v4) => format!("for={v4};proto=http"),
+            IpAddr::V6(v6) => format!("for=\"[{v6}]\";proto=http"),
+        };
+        Self {
+            addr,
+            forwarded_for,
+            forwarded: Bytes::from(forwarded),
+        }
+    }
+}
+
+/// Serves one request from `client`.
 pub async fn handle(
-    shared: Arc<Shared>,
-    peer: SocketAddr,
+    client: Arc<ClientConnection>,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let shared = &client.shared;
     let topology = shared.pool.topology();
     let via = via_value(request.version());
     let mut response = if request.uri().path() == topology.config.health_path
@@ -125,7 +140,7 @@ pub async fn handle(
         health_response(&shared.pool)
     } else {
         let guard = shared.pool.enter();
-        proxy(&shared, &topology, peer, request, guard).await
+        proxy(shared, &topology, &client.peer, request, guard).await
     };
     response
         .headers_mut()
@@ -163,7 +178,7 @@ fn health_response(pool: &Pool) -> Response<ProxyBody> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut response = Response::new(full(Bytes::from(body)));
+    let mut response = Response::new(ProxyBody::full(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -175,16 +190,9 @@ fn health_response(pool: &Pool) -> Response<ProxyBody> {
     response
 }
 
-/// A complete body.
-fn full(bytes: Bytes) -> ProxyBody {
-    http_body_util::Full::new(bytes)
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
 /// A short text error response.
 fn error_response(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
-    let mut response = Response::new(full(Bytes::from_static(text.as_bytes())));
+    let mut response = Response::new(ProxyBody::full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -245,11 +253,23 @@ impl Failure {
     }
 }
 
+/// A backend picked for a request, with the request counted as outstanding there.
+struct Attempt {
+    /// For `cookie`: the token the response must set.
+    set_cookie: Option<HeaderValue>,
+    /// The backend, with the request counted in its outstanding requests.
+    outstanding: Outstanding,
+    /// When the attempt started (connect included): the start of the response-header latency.
+    sent: Instant,
+    /// When the response headers are due (`response_timeout` after `sent`).
+    deadline: tokio::time::Instant,
+}
+
 /// Routes, balances and forwards one request, retrying connect failures when safe.
 async fn proxy(
     shared: &Shared,
     topology: &Topology,
-    peer: SocketAddr,
+    peer: &Peer,
     mut request: Request<Incoming>,
     guard: InFlight,
 ) -> Response<ProxyBody> {
@@ -264,168 +284,487 @@ async fn proxy(
     {
         return Failure::TooLarge.respond(&shared.counters);
     }
-    let set_index = {
-        let host = request_host(&request);
-        topology.route(request.uri().path(), host.as_deref(), request.headers())
+    let set_index = if config.routes.is_empty() {
+        0
+    } else {
+        topology.route(
+            request.uri().path(),
+            request_host(&request),
+            request.headers(),
+        )
     };
     let set = &topology.sets[set_index];
     let upgrade = is_upgrade(&request);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     prepare_headers(&mut parts.headers, &parts.uri, parts.version, peer, upgrade);
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| "/".to_owned(), |pq| pq.as_str().to_owned());
-    let slot = Arc::new(Mutex::new(Some(Limited::new(
-        body,
-        config.max_body_bytes,
-        config.idle_timeout,
-    ))));
+    origin_form(&mut parts);
+    parts.version = Version::HTTP_11;
+    let mut body = Limited::new(body, config.max_body_bytes, config.idle_timeout);
     let retryable = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
     );
-    let client = shared.client.load_full();
     let mut tried: [usize; MAX_RETRIES + 1] = [usize::MAX; MAX_RETRIES + 1];
-    let mut attempt = 0;
+    let mut attempt_count = 0;
     let mut last_failure = None;
+    // Set when an idle connection turned out closed before it took the request: the same
+    // backend gets the request once more, on a new connection.
+    let mut again: Option<Attempt> = None;
     loop {
-        let key_buffer;
-        let chosen = {
-            let mut key = RequestKey {
-                client_ip: Some(peer.ip()),
-                ..RequestKey::default()
-            };
-            let mut hash_owned = None;
-            match topology.hash_key() {
-                Some(HashKey::ClientIp) => {
-                    key_buffer = ip_bytes(peer.ip());
-                    key.hash_key = Some(&key_buffer.0[..key_buffer.1]);
-                }
-                Some(HashKey::Header(name)) => {
-                    key.hash_key = parts.headers.get(name.as_str()).map(HeaderValue::as_bytes);
-                }
-                Some(HashKey::Cookie(name)) => {
-                    hash_owned = cookie(&parts.headers, name);
-                }
-                None => {}
-            }
-            if let Some(value) = &hash_owned {
-                key.hash_key = Some(value.as_bytes());
-            }
-            let sticky = config
-                .cookie_name
-                .as_deref()
-                .and_then(|name| cookie(&parts.headers, name));
-            key.cookie = sticky.as_deref();
-            set.pick(config.algorithm, &key, &tried[..attempt])
-        };
-        let Some(Chosen {
-            index,
-            backend,
-            set_cookie,
-        }) = chosen
-        else {
-            return last_failure
-                .unwrap_or(Failure::NoBackend)
-                .respond(&shared.counters);
-        };
-        tried[attempt] = index;
-        let uri = match Uri::builder()
-            .scheme("http")
-            .authority(backend.authority().clone())
-            .path_and_query(path_and_query.as_str())
-            .build()
-        {
-            Ok(uri) => uri,
-            Err(_) => return Failure::BadGateway.respond(&shared.counters),
-        };
-        let mut upstream = Request::new(RequestBody::new(Arc::clone(&slot)));
-        *upstream.method_mut() = parts.method.clone();
-        *upstream.uri_mut() = uri;
-        *upstream.version_mut() = Version::HTTP_11;
-        *upstream.headers_mut() = if retryable && attempt < MAX_RETRIES {
-            parts.headers.clone()
-        } else {
-            std::mem::take(&mut parts.headers)
-        };
-        let outstanding = backend.begin();
-        let sent = Instant::now();
-        let result =
-            tokio::time::timeout(config.response_timeout, client.0.request(upstream)).await;
-        match result {
-            Ok(Ok(mut response)) => {
-                let rtt = sent.elapsed();
-                backend.observe_latency(rtt);
-                shared.pool.observe_latency(rtt);
-                let gateway_error = matches!(
-                    response.status(),
-                    StatusCode::BAD_GATEWAY
-                        | StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::GATEWAY_TIMEOUT
-                );
-                backend.record(!gateway_error, config.outlier.as_ref());
-                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-                    let Some(client_upgrade) = client_upgrade else {
-                        return Failure::BadGateway.respond(&shared.counters);
-                    };
-                    let upstream_upgrade = hyper::upgrade::on(&mut response);
-                    tokio::spawn(tunnel(client_upgrade, upstream_upgrade, outstanding, guard));
-                    let (mut head, _) = response.into_parts();
-                    strip_hop_by_hop(&mut head.headers, true);
-                    return Response::from_parts(head, full(Bytes::new()));
-                }
-                let (mut head, body) = response.into_parts();
-                strip_hop_by_hop(&mut head.headers, false);
-                if let Some(value) = set_cookie
-                    && let Some(name) = &config.cookie_name
-                    && let Ok(cookie) = HeaderValue::from_str(&format!(
-                        "{name}={}; Path=/; HttpOnly",
-                        value.to_str().unwrap_or_default()
-                    ))
-                {
-                    head.headers.append(header::SET_COOKIE, cookie);
-                }
-                let body = ResponseBody {
-                    inner: body,
-                    idle: IdleTimer::new(config.idle_timeout),
-                    outlier: config.outlier,
-                    outstanding: Some(outstanding),
-                    _in_flight: guard,
+        let (current, pooled) = match again.take() {
+            Some(current) => (current, None),
+            None => {
+                let sent = Instant::now();
+                let Some(Chosen {
+                    index,
+                    backend,
+                    set_cookie,
+                }) = pick(set, topology, peer, &parts, &tried[..attempt_count], sent)
+                else {
+                    return last_failure
+                        .unwrap_or(Failure::NoBackend)
+                        .respond(&shared.counters);
                 };
-                return Response::from_parts(head, body.boxed_unsync());
+                tried[attempt_count] = index;
+                let pooled = checkout(backend.addr(), sent);
+                let current = Attempt {
+                    set_cookie,
+                    outstanding: backend.start(),
+                    sent,
+                    deadline: tokio::time::Instant::from_std(sent + config.response_timeout),
+                };
+                (current, pooled)
             }
-            Ok(Err(error)) => {
-                backend.record(false, config.outlier.as_ref());
-                let failure = classify(&error);
-                let unsent = lock_slot(&slot).is_some();
-                if error.is_connect() && retryable && unsent && attempt < MAX_RETRIES {
-                    tracing::debug!(backend = %backend.addr(), ?error, "connect failed; retrying on another backend");
-                    shared.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    last_failure = Some(failure);
-                    attempt += 1;
+        };
+        let backend = current.outstanding.backend();
+        let reused = pooled.is_some();
+        let mut connection = match pooled {
+            Some(connection) => connection,
+            None => match connect(backend, config.connect_timeout, current.deadline).await {
+                Ok(connection) => connection,
+                Err(ConnectError::Deadline) => {
+                    backend.record(false, config.outlier.as_ref());
+                    tracing::debug!(backend = %backend.addr(), "backend response timed out");
+                    return Failure::Timeout.respond(&shared.counters);
+                }
+                Err(ConnectError::Failed(failure)) => {
+                    backend.record(false, config.outlier.as_ref());
+                    if retryable && attempt_count < MAX_RETRIES {
+                        tracing::debug!(backend = %backend.addr(), ?failure, "connect failed; retrying on another backend");
+                        shared.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        last_failure = Some(failure);
+                        attempt_count += 1;
+                        continue;
+                    }
+                    tracing::debug!(backend = %backend.addr(), ?failure, "connect failed");
+                    return failure.respond(&shared.counters);
+                }
+            },
+        };
+        let mut upstream = Request::from_parts(parts, body);
+        if upstream.method() == Method::CONNECT {
+            *upstream.uri_mut() = Uri::from(backend.authority().clone());
+        }
+        if !upstream.headers().contains_key(header::HOST) {
+            upstream
+                .headers_mut()
+                .insert(header::HOST, backend.host_header().clone());
+        }
+        let result = tokio::time::timeout_at(current.deadline, connection.exchange(upstream)).await;
+        let response = match result {
+            Ok(Ok(response)) => response,
+            Ok(Err(mut error)) => {
+                if reused && let Some(unsent) = error.take_message() {
+                    tracing::debug!(backend = %backend.addr(), error = %error.error(), "idle connection closed; sending on a new one");
+                    (parts, body) = unsent.into_parts();
+                    again = Some(current);
                     continue;
                 }
+                let error = error.into_error();
+                backend.record(false, config.outlier.as_ref());
                 tracing::debug!(backend = %backend.addr(), ?error, "upstream request failed");
-                return failure.respond(&shared.counters);
+                return classify(&error).respond(&shared.counters);
             }
             Err(_elapsed) => {
                 backend.record(false, config.outlier.as_ref());
                 tracing::debug!(backend = %backend.addr(), "backend response timed out");
                 return Failure::Timeout.respond(&shared.counters);
             }
+        };
+        let Attempt {
+            set_cookie,
+            outstanding,
+            sent,
+            ..
+        } = current;
+        let backend = outstanding.backend();
+        let now = Instant::now();
+        let rtt = now.saturating_duration_since(sent);
+        backend.observe_latency_at(rtt, now);
+        shared.pool.observe_latency(rtt);
+        let gateway_error = matches!(
+            response.status(),
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        );
+        backend.record(!gateway_error, config.outlier.as_ref());
+        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return Failure::BadGateway.respond(&shared.counters);
+            };
+            let Some(upstream_io) = connection.upgraded().await else {
+                tracing::debug!(backend = %backend.addr(), "upstream upgrade failed");
+                return Failure::BadGateway.respond(&shared.counters);
+            };
+            tokio::spawn(tunnel(client_upgrade, upstream_io, outstanding, guard));
+            let (mut head, _) = response.into_parts();
+            strip_hop_by_hop(&mut head.headers, true);
+            return Response::from_parts(head, ProxyBody::empty());
+        }
+        let (mut head, body) = response.into_parts();
+        strip_hop_by_hop(&mut head.headers, false);
+        if let Some(value) = set_cookie
+            && let Some(name) = &config.cookie_name
+            && let Ok(cookie) = HeaderValue::from_str(&format!(
+                "{name}={}; Path=/; HttpOnly",
+                value.to_str().unwrap_or_default()
+            ))
+        {
+            head.headers.append(header::SET_COOKIE, cookie);
+        }
+        let body = ResponseBody {
+            inner: body,
+            idle: IdleTimer::new(config.idle_timeout),
+            outlier: config.outlier,
+            outstanding: Some(outstanding),
+            connection: Some(connection),
+            idle_timeout: config.idle_timeout,
+            ended: false,
+            failure: None,
+            _in_flight: guard,
+        };
+        return Response::from_parts(head, ProxyBody::Upstream(body));
+    }
+}
+
+/// Picks a backend of `set` for the request `parts` from `peer` at `now`, skipping `tried`.
+fn pick(
+    set: &BackendSet,
+    topology: &Topology,
+    peer: &Peer,
+    parts: &Parts,
+    tried: &[usize],
+    now: Instant,
+) -> Option<Chosen> {
+    let key_buffer;
+    let mut key = RequestKey {
+        client_ip: Some(peer.addr.ip()),
+        ..RequestKey::default()
+    };
+    let mut hash_owned = None;
+    match topology.hash_key() {
+        Some(HashKey::ClientIp) => {
+            key_buffer = ip_bytes(peer.addr.ip());
+            key.hash_key = Some(&key_buffer.0[..key_buffer.1]);
+        }
+        Some(HashKey::Header(name)) => {
+            key.hash_key = parts.headers.get(name.as_str()).map(HeaderValue::as_bytes);
+        }
+        Some(HashKey::Cookie(name)) => {
+            hash_owned = cookie(&parts.headers, name);
+        }
+        None => {}
+    }
+    if let Some(value) = &hash_owned {
+        key.hash_key = Some(value.as_bytes());
+    }
+    let sticky = topology
+        .config
+        .cookie_name
+        .as_deref()
+        .and_then(|name| cookie(&parts.headers, name));
+    key.cookie = sticky.as_deref();
+    set.pick_at(topology.config.algorithm, &key, tried, now)
+}
+
+/// Makes the request target origin-form (`/path?query`), as a backend expects it: HTTP/2 and
+/// absolute-form HTTP/1.1 requests carry the scheme and authority in the URI.
+fn origin_form(parts: &mut Parts) {
+    if parts.uri.scheme().is_none() && parts.uri.authority().is_none() {
+        return;
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .filter(|pq| !pq.as_str().is_empty())
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    parts.uri = Uri::from(path);
+}
+
+/// Why no connection to a backend could be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnectError {
+    /// Refused, unreachable or timed out (`connect_timeout`): worth trying another backend.
+    Failed(Failure),
+    /// The attempt's `response_timeout` passed while connecting: 504, no retry.
+    Deadline,
+}
+
+/// Opens a new HTTP/1.1 connection to `backend`.
+async fn connect(
+    backend: &Backend,
+    connect_timeout: Duration,
+    deadline: tokio::time::Instant,
+) -> Result<Upstream, ConnectError> {
+    let connect_deadline = tokio::time::Instant::now() + connect_timeout;
+    let stream = match tokio::time::timeout_at(
+        connect_deadline.min(deadline),
+        TcpStream::connect(backend.addr()),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(backend = %backend.addr(), %error, "connect failed");
+            return Err(ConnectError::Failed(Failure::BadGateway));
+        }
+        Err(_elapsed) if connect_deadline <= deadline => {
+            return Err(ConnectError::Failed(Failure::Timeout));
+        }
+        Err(_elapsed) => return Err(ConnectError::Deadline),
+    };
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|_| ConnectError::Failed(Failure::BadGateway))?;
+    let relay = Arc::new(Relay::default());
+    Ok(Upstream {
+        addr: backend.addr(),
+        sender,
+        connection: Some(Box::new(connection)),
+        finished: false,
+        waker: Waker::from(Arc::clone(&relay)),
+        relay,
+    })
+}
+
+/// The I/O of an upstream connection.
+type UpstreamIo = TokioIo<TcpStream>;
+
+/// An HTTP/1.1 connection to a backend. It has no task of its own: whoever uses it drives it,
+/// the request future until the response head arrives and then the response body, so an
+/// exchange wakes no other task. An idle connection is driven by nobody; a backend closing it
+/// is noticed when it is taken again, or by the periodic sweep.
+struct Upstream {
+    /// The backend's address.
+    addr: SocketAddr,
+    /// Where requests go in.
+    sender: SendRequest<Limited>,
+    /// The connection's state machine and socket (boxed: it is large, and the connection moves
+    /// with every request); `None` once it failed or was taken for an upgrade.
+    connection: Option<Box<http1::Connection<UpstreamIo, Limited>>>,
+    /// Whether the connection finished (closed, or done with an upgrade); it is not polled
+    /// again.
+    finished: bool,
+    /// The connection is always polled with this waker, which wakes `relay`'s target.
+    waker: Waker,
+    /// Where the connection's wake-ups go.
+    relay: Arc<Relay>,
+}
+
+/// Passes the wake-ups of an upstream connection on to the task driving it, while it waits
+/// for the connection. While that task runs, or while the connection is idle, they go nowhere:
+/// they would only poll the task again for what it is already doing (taking the body's data
+/// wakes the connection, as its sender, for example).
+#[derive(Debug, Default)]
+struct Relay {
+    /// The task to wake; `None`: nobody waits.
+    target: Mutex<Option<Waker>>,
+}
+
+impl Relay {
+    /// The task of `waker` waits for the connection from now on. It must poll the connection
+    /// afterwards (what happened before is only seen by polling).
+    fn arm(&self, waker: &Waker) {
+        let mut target = self.target.lock().unwrap_or_else(PoisonError::into_inner);
+        if !target
+            .as_ref()
+            .is_some_and(|current| current.will_wake(waker))
+        {
+            *target = Some(waker.clone());
+        }
+    }
+
+    /// Nobody waits for the connection.
+    fn disarm(&self) {
+        let previous = self
+            .target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(previous);
+    }
+}
+
+impl Wake for Relay {
+    /// Wakes the waiting task, if any.
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    /// Wakes the waiting task, if any.
+    fn wake_by_ref(self: &Arc<Self>) {
+        let target = self
+            .target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(target) = target {
+            target.wake();
         }
     }
 }
 
-/// Locks the request body slot.
-fn lock_slot(slot: &Mutex<Option<Limited>>) -> std::sync::MutexGuard<'_, Option<Limited>> {
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
+/// A context whose waker does nothing, for polls whose progress the caller drives itself.
+fn quiet() -> Context<'static> {
+    Context::from_waker(Waker::noop())
 }
 
-/// Maps an upstream client error to the response it deserves.
-fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
+impl Upstream {
+    /// Lets the connection make progress (write, read, notice a close); `true` while it is
+    /// open. What it then waits on wakes the relay's target.
+    fn drive(&mut self) -> bool {
+        let Some(connection) = &mut self.connection else {
+            return false;
+        };
+        if self.finished {
+            return false;
+        }
+        match connection.poll_without_shutdown(&mut Context::from_waker(&self.waker)) {
+            Poll::Pending => true,
+            Poll::Ready(result) => {
+                self.finished = true;
+                if let Err(error) = result {
+                    tracing::debug!(backend = %self.addr, %error, "upstream connection failed");
+                    self.connection = None;
+                }
+                false
+            }
+        }
+    }
+
+    /// [`Upstream::drive`] for the task of `cx`, which waits for the connection afterwards.
+    fn drive_for(&mut self, cx: &Context<'_>) -> bool {
+        self.relay.arm(cx.waker());
+        self.drive()
+    }
+
+    /// Whether the connection can take a request now, as far as is known without polling it
+    /// (a close it has not seen yet is seen when the next request is sent, and that request
+    /// then goes on a new connection). Nobody waits for it after.
+    fn is_usable(&self) -> bool {
+        self.relay.disarm();
+        !self.finished && self.connection.is_some() && self.sender.is_ready()
+    }
+
+    /// Sends `request` and drives the connection until the response head arrives.
+    async fn exchange(
+        &mut self,
+        request: Request<Limited>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<Limited>>> {
+        let mut response = std::pin::pin!(self.sender.try_send_request(request));
+        std::future::poll_fn(|cx| {
+            let open = self.drive_for(cx);
+            // Only `drive` answers the request, so the answer needs no waker of its own.
+            let answered = response.as_mut().poll(&mut quiet());
+            if answered.is_pending() && !open {
+                // Finished without answering: dropping the connection fails the request.
+                self.connection = None;
+                return response.as_mut().poll(cx);
+            }
+            answered
+        })
+        .await
+    }
+
+    /// After a 101 response: drives the connection to the end of the exchange and takes its
+    /// socket, with any bytes the backend sent after the response head.
+    async fn upgraded(&mut self) -> Option<http1::Parts<UpstreamIo>> {
+        std::future::poll_fn(|cx| {
+            if self.drive_for(cx) {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        })
+        .await;
+        self.connection
+            .take()
+            .map(|connection| connection.into_parts())
+    }
+}
+
+/// An idle upstream connection.
+struct IdleConnection {
+    /// The connection.
+    upstream: Upstream,
+    /// When it has been idle for the idle timeout.
+    expires: Instant,
+}
+
+thread_local! {
+    /// This thread's idle upstream connections by backend address, the most recently used last.
+    static IDLE: RefCell<FxHashMap<SocketAddr, Vec<IdleConnection>>> =
+        RefCell::new(FxHashMap::default());
+}
+
+/// Takes this thread's most recently used idle connection to `addr` that is still open,
+/// unexpired at `now` and ready for a request.
+fn checkout(addr: SocketAddr, now: Instant) -> Option<Upstream> {
+    IDLE.try_with(|idle| {
+        let mut idle = idle.borrow_mut();
+        let list = idle.get_mut(&addr)?;
+        while let Some(connection) = list.pop() {
+            if connection.expires > now && connection.upstream.is_usable() {
+                return Some(connection.upstream);
+            }
+        }
+        None
+    })
+    .ok()
+    .flatten()
+}
+
+/// Keeps a connection whose response was read completely among this thread's idle ones, if
+/// it can take another request.
+fn checkin(upstream: Upstream, idle_timeout: Duration) {
+    if !upstream.is_usable() {
+        return;
+    }
+    let expires = Instant::now() + idle_timeout;
+    let _ = IDLE.try_with(|idle| {
+        idle.borrow_mut()
+            .entry(upstream.addr)
+            .or_default()
+            .push(IdleConnection { upstream, expires });
+    });
+}
+
+/// Drops this thread's idle connections that expired or were closed by their backend.
+pub fn expire_idle_connections() {
+    let now = Instant::now();
+    let _ = IDLE.try_with(|idle| {
+        idle.borrow_mut().retain(|_, list| {
+            list.retain_mut(|connection| connection.expires > now && connection.upstream.drive());
+            !list.is_empty()
+        });
+    });
+}
+
+/// Maps an upstream error to the response it deserves.
+fn classify(error: &hyper::Error) -> Failure {
     let mut source: Option<&(dyn StdError + 'static)> = error.source();
     while let Some(cause) = source {
         if let Some(body) = cause.downcast_ref::<BodyError>() {
@@ -448,36 +787,41 @@ fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
 /// side closes; the request stays counted while the tunnel lasts.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
-    upstream: hyper::upgrade::OnUpgrade,
+    upstream: http1::Parts<UpstreamIo>,
     _outstanding: Outstanding,
     _in_flight: InFlight,
 ) {
-    let (client, upstream) = match tokio::try_join!(client, upstream) {
-        Ok(pair) => pair,
+    let client = match client.await {
+        Ok(client) => client,
         Err(error) => {
             tracing::debug!(?error, "upgrade failed");
             return;
         }
     };
     let mut client = TokioIo::new(client);
-    let mut upstream = TokioIo::new(upstream);
-    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+    let mut backend = upstream.io.into_inner();
+    if !upstream.read_buf.is_empty()
+        && let Err(error) = client.write_all(&upstream.read_buf).await
+    {
+        tracing::debug!(?error, "upgraded connection ended with an error");
+        return;
+    }
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         tracing::debug!(?error, "upgraded connection ended with an error");
     }
 }
 
 /// The request's host without port: the `Host` header, else the URI's authority (HTTP/2).
-fn request_host<B>(request: &Request<B>) -> Option<String> {
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .or_else(|| request.uri().authority().map(|a| a.as_str()))?;
-    let host = match host.strip_prefix('[') {
+    Some(match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => host.split(':').next().unwrap_or(host),
-    };
-    Some(host.to_owned())
+    })
 }
 
 /// The declared `Content-Length`, if one valid value is given.
@@ -501,47 +845,122 @@ fn is_upgrade<B>(request: &Request<B>) -> bool {
 
 /// The tokens listed in every `Connection` header.
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
+    tokens(headers.get_all(header::CONNECTION))
+}
+
+/// The comma-separated tokens of `values`.
+fn tokens<'a>(values: impl IntoIterator<Item = &'a HeaderValue>) -> impl Iterator<Item = &'a str> {
+    values
+        .into_iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(str::trim)
         .filter(|token| !token.is_empty())
 }
 
+/// `Keep-Alive`, a hop-by-hop header without a constant in `http`.
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+/// `X-Forwarded-For`.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// The hop-by-hop headers present in a header map.
+#[derive(Debug, Default, Clone, Copy)]
+struct HopByHop {
+    /// `Connection`.
+    connection: bool,
+    /// `Keep-Alive`.
+    keep_alive: bool,
+    /// `TE`.
+    te: bool,
+    /// `Trailer`.
+    trailer: bool,
+    /// `Transfer-Encoding`.
+    transfer_encoding: bool,
+    /// `Upgrade`.
+    upgrade: bool,
+    /// Any `Proxy-*`.
+    proxy: bool,
+}
+
+impl HopByHop {
+    /// Which hop-by-hop headers `headers` has, in one pass over its names.
+    fn find(headers: &HeaderMap) -> Self {
+        let mut found = Self::default();
+        for name in headers.keys() {
+            match name.as_str() {
+                "connection" => found.connection = true,
+                "keep-alive" => found.keep_alive = true,
+                "te" => found.te = true,
+                "trailer" => found.trailer = true,
+                "transfer-encoding" => found.transfer_encoding = true,
+                "upgrade" => found.upgrade = true,
+                other => found.proxy |= other.starts_with("proxy-"),
+            }
+        }
+        found
+    }
+}
+
 /// Removes hop-by-hop headers: `Connection` and the headers it names, `Keep-Alive`,
 /// `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding` and `Upgrade`. With `upgrade`, `Upgrade`
 /// stays and `Connection: upgrade` is set again.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
-        .collect();
-    for name in named {
-        if !(upgrade && name == header::UPGRADE) {
+    // One pass finds what is there; only that is removed (most requests have none of these,
+    // most responses only `Connection`).
+    let found = HopByHop::find(headers);
+    if found.connection {
+        // Usually one value: only further ones are collected (no allocation for one).
+        let (first, rest): (Option<HeaderValue>, Vec<HeaderValue>) =
+            match headers.entry(header::CONNECTION) {
+                http::header::Entry::Occupied(entry) => {
+                    let mut values = entry.remove_entry_mult().1;
+                    (values.next(), values.collect())
+                }
+                http::header::Entry::Vacant(_) => (None, Vec::new()),
+            };
+        for token in tokens(first.iter().chain(&rest)) {
+            // The fixed hop-by-hop names are removed below, `Upgrade` at the end.
+            let fixed = [
+                "keep-alive",
+                "te",
+                "trailer",
+                "transfer-encoding",
+                "upgrade",
+            ]
+            .iter()
+            .any(|name| token.eq_ignore_ascii_case(name));
+            if !fixed {
+                headers.remove(token);
+            }
+        }
+    }
+    if found.proxy {
+        let proxy: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("proxy-"))
+            .cloned()
+            .collect();
+        for name in proxy {
             headers.remove(&name);
         }
     }
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy {
-        headers.remove(&name);
+    if found.keep_alive {
+        headers.remove(KEEP_ALIVE);
     }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-    ] {
-        headers.remove(name);
+    if found.te {
+        headers.remove(header::TE);
+    }
+    if found.trailer {
+        headers.remove(header::TRAILER);
+    }
+    if found.transfer_encoding {
+        headers.remove(header::TRANSFER_ENCODING);
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if found.upgrade {
         headers.remove(header::UPGRADE);
     }
 }
@@ -553,46 +972,55 @@ fn prepare_headers(
     headers: &mut HeaderMap,
     uri: &Uri,
     version: Version,
-    peer: SocketAddr,
+    peer: &Peer,
     upgrade: bool,
 ) {
     strip_hop_by_hop(headers, upgrade);
-    if !headers.contains_key(header::HOST)
-        && let Some(authority) = uri.authority()
+    if let Some(authority) = uri.authority()
+        && !headers.contains_key(header::HOST)
         && let Ok(value) = HeaderValue::from_str(authority.as_str())
     {
         headers.insert(header::HOST, value);
     }
-    let ip = peer.ip();
-    let forwarded_for = {
-        let previous: Vec<&str> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        if previous.is_empty() {
-            ip.to_string()
-        } else {
-            format!("{}, {ip}", previous.join(", "))
+    match headers.entry(X_FORWARDED_FOR) {
+        http::header::Entry::Vacant(entry) => {
+            entry.insert(peer.forwarded_for.clone());
         }
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-        headers.insert("x-forwarded-for", value);
+        http::header::Entry::Occupied(mut entry) => {
+            let previous: Vec<&str> = entry
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            let value = if previous.is_empty() {
+                peer.forwarded_for.clone()
+            } else {
+                let joined = format!(
+                    "{}, {}",
+                    previous.join(", "),
+                    peer.forwarded_for.to_str().unwrap_or_default()
+                );
+                HeaderValue::from_str(&joined).unwrap_or_else(|_| peer.forwarded_for.clone())
+            };
+            entry.insert(value);
+        }
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    let node = match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    let host = headers
+        .get(header::HOST)
+        .map(HeaderValue::as_bytes)
+        .filter(|host| host.iter().all(|&b| b.is_ascii_graphic() && b != b'"'));
+    let forwarded = match host {
+        Some(host) => {
+            let mut value = Vec::with_capacity(peer.forwarded.len() + host.len() + 8);
+            value.extend_from_slice(&peer.forwarded);
+            value.extend_from_slice(b";host=\"");
+            value.extend_from_slice(host);
+            value.push(b'"');
+            HeaderValue::from_maybe_shared(Bytes::from(value))
+        }
+        None => HeaderValue::from_maybe_shared(peer.forwarded.clone()),
     };
-    let mut forwarded = format!("for={node};proto=http");
-    if let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok())
-        && host.bytes().all(|b| b.is_ascii_graphic() && b != b'"')
-    {
-        forwarded.push_str(";host=\"");
-        forwarded.push_str(host);
-        forwarded.push('"');
-    }
-    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+    if let Ok(value) = forwarded {
         headers.append(header::FORWARDED, value);
     }
     headers.append(header::VIA, HeaderValue::from_static(via_value(version)));
@@ -651,17 +1079,18 @@ impl IdleTimer {
 
     /// Called when the body is pending: arms the deadline if needed; ready once it passed.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let deadline = tokio::time::Instant::now() + self.limit;
         let sleep = match &mut self.sleep {
             Some(sleep) => {
                 if !self.armed {
-                    sleep.as_mut().reset(deadline);
+                    sleep
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + self.limit);
                 }
                 sleep
             }
-            None => self
-                .sleep
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+            None => self.sleep.insert(Box::pin(tokio::time::sleep_until(
+                tokio::time::Instant::now() + self.limit,
+            ))),
         };
         self.armed = true;
         ready!(sleep.as_mut().poll(cx));
@@ -691,7 +1120,8 @@ impl fmt::Display for BodyError {
 
 impl StdError for BodyError {}
 
-/// The client's request body with the size limit and the idle timeout applied.
+/// The client's request body with the size limit and the idle timeout applied: the body of
+/// every upstream request.
 #[derive(Debug)]
 pub struct Limited {
     /// The body as it arrives.
@@ -758,87 +1188,122 @@ impl Body for Limited {
     }
 }
 
-/// The request body handed to the upstream client. It takes the client's body out of a shared
-/// slot on its first poll, so after a connect failure (when nothing was polled) the body is
-/// still in the slot and a retry can send it elsewhere.
+/// The body of every response the proxy sends: its own short answers, or a backend's body.
 #[derive(Debug)]
-pub struct RequestBody {
-    /// The slot, until the first poll.
-    slot: Option<Arc<Mutex<Option<Limited>>>>,
-    /// The body, once taken.
-    taken: Option<Limited>,
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the large variant is the common one; boxing it would allocate for every response"
+)]
+pub enum ProxyBody {
+    /// A complete body (`None`: empty, or already sent).
+    Full(Option<Bytes>),
+    /// A backend's body on its way through.
+    Upstream(ResponseBody),
 }
 
-impl RequestBody {
-    /// A body that will take its data from `slot`.
-    fn new(slot: Arc<Mutex<Option<Limited>>>) -> Self {
-        Self {
-            slot: Some(slot),
-            taken: None,
-        }
+impl ProxyBody {
+    /// A complete body.
+    fn full(bytes: Bytes) -> Self {
+        ProxyBody::Full((!bytes.is_empty()).then_some(bytes))
+    }
+
+    /// No body.
+    fn empty() -> Self {
+        ProxyBody::Full(None)
     }
 }
 
-impl Body for RequestBody {
+impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    /// Takes the body from the slot on the first call, then forwards its frames.
+    /// The next frame.
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        if let Some(slot) = this.slot.take() {
-            this.taken = lock_slot(&slot).take();
-        }
-        match &mut this.taken {
-            Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
+        match &mut *self {
+            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|bytes| Ok(Frame::data(bytes)))),
+            ProxyBody::Upstream(body) => Pin::new(body).poll_frame(cx),
         }
     }
 
     /// Whether the body is over.
     fn is_end_stream(&self) -> bool {
-        match (&self.slot, &self.taken) {
-            (Some(slot), _) => lock_slot(slot).as_ref().is_none_or(Limited::is_end_stream),
-            (None, Some(body)) => body.is_end_stream(),
-            (None, None) => true,
+        match self {
+            ProxyBody::Full(bytes) => bytes.is_none(),
+            ProxyBody::Upstream(body) => body.is_end_stream(),
         }
     }
 
     /// The body's size.
     fn size_hint(&self) -> SizeHint {
-        match (&self.slot, &self.taken) {
-            (Some(slot), _) => lock_slot(slot)
-                .as_ref()
-                .map_or_else(|| SizeHint::with_exact(0), Limited::size_hint),
-            (None, Some(body)) => body.size_hint(),
-            (None, None) => SizeHint::with_exact(0),
+        match self {
+            ProxyBody::Full(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |bytes| bytes.len() as u64))
+            }
+            ProxyBody::Upstream(body) => body.size_hint(),
         }
     }
 }
 
 /// A backend's response body on its way to the client: the idle timeout applied, the request
-/// counted as outstanding until the body ends, and a mid-body failure reported to outlier
-/// detection.
-struct ResponseBody {
+/// counted as outstanding until the body ends, a mid-body failure reported to outlier
+/// detection, and the connection driven while the body streams and kept for the next request
+/// once the body has been read.
+pub struct ResponseBody {
     /// The backend's body.
     inner: Incoming,
     /// The wait for the next frame.
     idle: IdleTimer,
     /// Outlier detection settings.
-    outlier: Option<crate::config::OutlierConfig>,
+    outlier: Option<OutlierConfig>,
     /// The backend's outstanding count, released when the body ends.
     outstanding: Option<Outstanding>,
+    /// The connection the body comes over; `None` once the body failed.
+    connection: Option<Upstream>,
+    /// How long the connection may stay idle afterwards.
+    idle_timeout: Duration,
+    /// Whether the body ended cleanly.
+    ended: bool,
+    /// A failure held back for one poll, so that what came before it is flushed to the client
+    /// (the response head at least) before the failure aborts the client connection.
+    failure: Option<BoxError>,
     /// The pool's in-flight count, released when the body is dropped.
     _in_flight: InFlight,
+}
+
+impl fmt::Debug for ResponseBody {
+    /// The state, without the connection.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("inner", &self.inner)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ResponseBody {
     /// The backend this body comes from, while the request is outstanding.
     fn backend(&self) -> Option<&Arc<Backend>> {
         self.outstanding.as_ref().map(Outstanding::backend)
+    }
+
+    /// The body failed: counted against the backend, its connection is not reused, and the
+    /// error is reported on the next poll (this one says pending and asks for that poll).
+    fn fail(
+        &mut self,
+        error: BoxError,
+        cx: &Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(backend) = self.backend() {
+            backend.record(false, self.outlier.as_ref());
+        }
+        self.outstanding = None;
+        self.connection = None;
+        self.failure = Some(error);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -852,42 +1317,64 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        if let Some(error) = this.failure.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        // The body's data arrive only while the connection is driven, and the connection wakes
+        // this task for whatever it waits on; the body itself needs no waker then. First what
+        // already arrived (usually the whole body, with the response head), with nobody
+        // waiting: taking it would only wake this very task again.
+        let frame = match &mut this.connection {
+            Some(connection) if !connection.finished => {
+                connection.relay.disarm();
+                match Pin::new(&mut this.inner).poll_frame(&mut quiet()) {
+                    Poll::Pending if connection.drive_for(cx) => {
+                        Pin::new(&mut this.inner).poll_frame(&mut quiet())
+                    }
+                    Poll::Pending => Pin::new(&mut this.inner).poll_frame(cx),
+                    ready => ready,
+                }
+            }
+            _ => Pin::new(&mut this.inner).poll_frame(cx),
+        };
+        match frame {
             Poll::Ready(None) => {
                 this.idle.disarm();
                 this.outstanding = None;
+                this.ended = true;
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Ok(frame))) => {
                 this.idle.disarm();
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => {
-                if let Some(backend) = this.backend() {
-                    backend.record(false, this.outlier.as_ref());
-                }
-                this.outstanding = None;
-                Poll::Ready(Some(Err(error.into())))
-            }
+            Poll::Ready(Some(Err(error))) => this.fail(error.into(), cx),
             Poll::Pending => {
                 ready!(this.idle.poll_expired(cx));
-                if let Some(backend) = this.backend() {
-                    backend.record(false, this.outlier.as_ref());
-                }
-                this.outstanding = None;
-                Poll::Ready(Some(Err("backend response body idle for too long".into())))
+                this.fail("backend response body idle for too long".into(), cx)
             }
         }
     }
 
-    /// Whether the backend's body is over.
+    /// Whether the backend's body is over (not while a failure waits to be reported).
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.failure.is_none() && self.inner.is_end_stream()
     }
 
     /// The backend's body's size.
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    /// Keeps the connection when the whole body was read (or there was none to read).
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take()
+            && (self.ended || self.inner.is_end_stream())
+        {
+            checkin(connection, self.idle_timeout);
+        }
     }
 }
 
@@ -937,6 +1424,158 @@ mod tests {
     }
 
     #[test]
+    fn hop_by_hop_names_in_several_connection_headers_are_removed() {
+        let mut map = headers(&[
+            ("connection", "Keep-Alive, x-one"),
+            ("connection", "close, X-Two"),
+            ("x-one", "1"),
+            ("x-two", "2"),
+            ("close", "named by a token"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-foo", "bar"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut map, false);
+        let names: Vec<&str> = map.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+        let mut map = headers(&[("host", "h"), ("x-kept", "yes")]);
+        strip_hop_by_hop(&mut map, false);
+        assert_eq!(map.len(), 2, "nothing to strip");
+    }
+
+    /// A waker counting its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Count {
+        /// One more.
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_relay_wakes_only_an_armed_target_once() {
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let target = Waker::from(Arc::clone(&count));
+        let relay = Arc::new(Relay::default());
+        let waker = Waker::from(Arc::clone(&relay));
+        waker.wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "nobody armed");
+        relay.arm(&target);
+        relay.arm(&target);
+        waker.wake_by_ref();
+        waker.wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "a wake-up disarms");
+        relay.arm(&target);
+        relay.disarm();
+        waker.wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "disarmed");
+    }
+
+    /// A backend on loopback that answers every request with `ok` on a kept-alive
+    /// connection and then, if `close_idle`, closes the connection 50 ms later without saying
+    /// so; returns its address and how many connections it accepted.
+    async fn counting_backend(
+        close_idle: bool,
+    ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    loop {
+                        while !buffer.windows(4).any(|window| window == b"\r\n\r\n") {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buffer.clear();
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                        if close_idle {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    /// `count` sequential GETs through a balancer in front of `backend`, `pause` apart; the
+    /// statuses and bodies.
+    async fn through_balancer(backend: SocketAddr, count: usize, pause: Duration) -> Vec<String> {
+        use http_body_util::BodyExt;
+        let text = format!(
+            "[dns]\nlisten = [\"127.0.0.1:53\"]\nzones_dir = \"z\"\n[balancers.web]\n\
+             listen = \"127.0.0.1:0\"\nbackends = [{{ addr = \"{backend}\" }}]\n"
+        );
+        let config = crate::config::Config::parse(&text, std::path::Path::new("m.toml"))
+            .unwrap()
+            .balancers
+            .remove(0);
+        let balancer = super::super::listener::RunningBalancer::start(&config).unwrap();
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<http_body_util::Empty<Bytes>>();
+        let mut answers = Vec::new();
+        for _ in 0..count {
+            let uri = format!("http://{}/x", balancer.local_addr());
+            let response = client.get(uri.parse().unwrap()).await.expect("an answer");
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            answers.push(format!(
+                "{} {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&body)
+            ));
+            tokio::time::sleep(pause).await;
+        }
+        balancer.shutdown().await;
+        answers
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn upstream_connections_are_kept_alive_and_reused() {
+        let (backend, accepted) = counting_backend(false).await;
+        let answers = through_balancer(backend, 20, Duration::ZERO).await;
+        assert!(
+            answers.iter().all(|answer| answer == "200 ok"),
+            "{answers:?}"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one upstream connection"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_request_on_a_connection_the_backend_closed_goes_on_a_new_one() {
+        let (backend, accepted) = counting_backend(true).await;
+        let answers = through_balancer(backend, 5, Duration::from_millis(100)).await;
+        assert!(
+            answers.iter().all(|answer| answer == "200 ok"),
+            "{answers:?}"
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            5,
+            "a new connection each time"
+        );
+    }
+
+    #[test]
     fn forwarding_headers_are_added() {
         let mut map = headers(&[
             ("x-forwarded-for", "192.0.2.1"),
@@ -947,7 +1586,7 @@ mod tests {
             &mut map,
             &uri,
             Version::HTTP_11,
-            "127.0.0.1:5000".parse().unwrap(),
+            &Peer::new("127.0.0.1:5000".parse().unwrap()),
             false,
         );
         assert_eq!(map["x-forwarded-for"], "192.0.2.1, 127.0.0.1");
@@ -964,7 +1603,7 @@ mod tests {
             &mut map,
             &uri,
             Version::HTTP_2,
-            "[::1]:5000".parse().unwrap(),
+            &Peer::new("[::1]:5000".parse().unwrap()),
             false,
         );
         assert_eq!(map["host"], "h2.example:8080");
@@ -989,13 +1628,13 @@ mod tests {
             .header("host", "API.example.com:8080")
             .body(())
             .unwrap();
-        assert_eq!(request_host(&request).as_deref(), Some("API.example.com"));
+        assert_eq!(request_host(&request), Some("API.example.com"));
         let request = Request::builder()
             .uri("/")
             .header("host", "[::1]:80")
             .body(())
             .unwrap();
-        assert_eq!(request_host(&request).as_deref(), Some("::1"));
+        assert_eq!(request_host(&request), Some("::1"));
         assert_eq!(
             content_length(&headers(&[("content-length", "12")])),
             Some(12)
