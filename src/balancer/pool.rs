@@ -464,6 +464,8 @@ pub struct PoolHealth {
     pub total: usize,
     /// Requests in flight through the pool.
     pub in_flight: u64,
+    /// Requests that entered the pool since it started.
+    pub requests: u64,
     /// Smoothed response-header latency, in milliseconds.
     pub latency_ms: f64,
     /// Whether `healthy` reaches `min_healthy`.
@@ -481,6 +483,8 @@ pub struct Pool {
     checks: Mutex<HashMap<SocketAddr, tokio::task::JoinHandle<()>>>,
     /// Requests in flight through the pool.
     in_flight: AtomicU64,
+    /// Requests that entered the pool since it started.
+    requests: AtomicU64,
     /// Smoothed response-header latency, in microseconds (EWMA, 1/8 per sample).
     latency_us: AtomicU64,
 }
@@ -495,6 +499,7 @@ impl Pool {
             backends: Mutex::new(backends),
             checks: Mutex::new(HashMap::new()),
             in_flight: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             latency_us: AtomicU64::new(0),
         });
         pool.reconcile_checks(None);
@@ -550,6 +555,7 @@ impl Pool {
     /// Counts a request entering the pool until the guard drops.
     pub fn enter(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         InFlight {
             pool: Arc::clone(self),
         }
@@ -582,6 +588,7 @@ impl Pool {
             healthy,
             total: members.len(),
             in_flight: self.in_flight.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
             latency_ms: self.latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
             ok: healthy >= topology.config.min_healthy,
         }

@@ -169,6 +169,7 @@ fn health_response(pool: &Pool) -> Response<ProxyBody> {
         "healthy": health.healthy,
         "total": health.total,
         "in_flight": health.in_flight,
+        "requests": health.requests,
         "latency_ms": (health.latency_ms * 1000.0).round() / 1000.0,
         "capacity": capacity,
     })

@@ -591,6 +591,21 @@ answers.us-east = ["192.0.2.10"]
     );
     let last = server.server.monitor().status()[0].monitors[0].last.clone();
     assert!(last.unwrap().contains("capacity 50%"));
+    // The pool also reports its request count, which drills turn into a request rate.
+    let drill = server
+        .server
+        .monitor()
+        .start_drill(
+            "eu-west",
+            meridian::admin::drill::DrillMode::Fail,
+            Duration::from_millis(300),
+            "pool counter",
+            "test",
+            true,
+            None,
+        )
+        .expect("drill starts");
+    assert!(drill.pool_at_start.is_some(), "{drill:?}");
 }
 
 #[tokio::test]
