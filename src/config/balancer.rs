@@ -700,33 +700,7 @@ fn backend_health(
             )),
         },
     };
-    let expect_status = match &raw.expect_status {
-        None => vec![StatusRange {
-            low: 200,
-            high: 299,
-        }],
-        Some(value) => {
-            if value.as_ref().is_empty() {
-                return Err(source.invalid(
-                    value,
-                    format_args!("{what}.expect_status is empty: leave it out for 2xx"),
-                ));
-            }
-            let mut ranges = Vec::with_capacity(value.as_ref().len());
-            for status in value.as_ref() {
-                ranges.push(status_range(status).ok_or_else(|| {
-                    source.invalid(
-                        value,
-                        format_args!(
-                            "{what}.expect_status: {status} is not a status: write a code such \
-                             as 301 or a class such as \"2xx\""
-                        ),
-                    )
-                })?);
-            }
-            ranges
-        }
-    };
+    let expect_status = super::health::expect_status(source, &what, raw.expect_status.as_ref())?;
     Ok(BackendHealthConfig {
         path,
         interval,
@@ -829,34 +803,6 @@ fn is_token(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Reads `"2xx"` or `301`.
-fn status_range(value: &toml::Value) -> Option<StatusRange> {
-    match value {
-        toml::Value::Integer(code @ 100..=599) => Some(StatusRange {
-            low: *code as u16,
-            high: *code as u16,
-        }),
-        toml::Value::String(class) => match class.to_ascii_lowercase().as_bytes() {
-            [digit @ b'1'..=b'5', b'x', b'x'] => {
-                let low = u16::from(digit - b'0') * 100;
-                Some(StatusRange {
-                    low,
-                    high: low + 99,
-                })
-            }
-            _ => class
-                .parse::<u16>()
-                .ok()
-                .filter(|code| (100..=599).contains(code))
-                .map(|code| StatusRange {
-                    low: code,
-                    high: code,
-                }),
-        },
-        _ => None,
-    }
 }
 
 #[cfg(test)]

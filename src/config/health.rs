@@ -262,33 +262,7 @@ fn monitor(
             )),
         },
     };
-    let expect_status = match &raw.expect_status {
-        None => vec![StatusRange {
-            low: 200,
-            high: 299,
-        }],
-        Some(spanned) => {
-            if spanned.as_ref().is_empty() {
-                return Err(source.invalid(
-                    spanned,
-                    format_args!("{what}.expect_status is empty: leave it out for 2xx"),
-                ));
-            }
-            let mut ranges = Vec::with_capacity(spanned.as_ref().len());
-            for value in spanned.as_ref() {
-                ranges.push(status_range(value).ok_or_else(|| {
-                    source.invalid(
-                        spanned,
-                        format_args!(
-                            "{what}.expect_status: {value} is not a status: write a code such as 301 \
-                             or a class such as \"2xx\""
-                        ),
-                    )
-                })?);
-            }
-            ranges
-        }
-    };
+    let expect_status = expect_status(source, what, raw.expect_status.as_ref())?;
     let capacity_from_pool = match &raw.capacity_from {
         None => false,
         Some(spanned) if spanned.as_ref() == "pool" => {
@@ -388,6 +362,41 @@ fn probe_url(text: &str) -> Result<ProbeUrl, String> {
             "scheme {scheme:?} is not supported: use http://, https:// or tcp://host:port"
         )),
     }
+}
+
+/// Checks `expect_status` of the check `what`: codes and classes; absent means `["2xx"]`.
+pub(super) fn expect_status(
+    source: &Source<'_>,
+    what: &str,
+    raw: Option<&Spanned<Vec<toml::Value>>>,
+) -> Result<Vec<StatusRange>, ConfigError> {
+    let Some(spanned) = raw else {
+        return Ok(vec![StatusRange {
+            low: 200,
+            high: 299,
+        }]);
+    };
+    if spanned.as_ref().is_empty() {
+        return Err(source.invalid(
+            spanned,
+            format_args!("{what}.expect_status is empty: leave it out for 2xx"),
+        ));
+    }
+    spanned
+        .as_ref()
+        .iter()
+        .map(|value| {
+            status_range(value).ok_or_else(|| {
+                source.invalid(
+                    spanned,
+                    format_args!(
+                        "{what}.expect_status: {value} is not a status: write a code such as 301 \
+                         or a class such as \"2xx\""
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Reads `"2xx"` or `301`.
