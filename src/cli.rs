@@ -43,6 +43,8 @@ enum Command {
     },
     /// Print the version.
     Version,
+    /// Run a complete three-region demo on loopback: DNS, pools, sample backends, dashboard.
+    Demo(crate::demo::DemoArgs),
     /// Geo data tools.
     Geo {
         /// What to do.
@@ -274,6 +276,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::Demo(args) => crate::demo::run(args),
         Command::Version => {
             println!("meridian {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -826,7 +829,7 @@ const ADMIN_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves until a stop signal, reloading on SIGHUP; serves the admin API when `[admin] listen`
 /// is set.
-async fn run(loaded: Loaded) -> std::io::Result<()> {
+pub(crate) async fn run(loaded: Loaded) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
 
     // Handlers go in before the sockets open: a SIGHUP sent as soon as the
@@ -859,6 +862,7 @@ async fn run(loaded: Loaded) -> std::io::Result<()> {
         std::io::Error::new(err.kind(), format!("cannot bind dns.listen: {err}"))
     })?);
     tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), zones, "serving");
+    crate::notify::ready();
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = admin_listener.map(|listener| {
         match listener.local_addr() {
@@ -875,7 +879,12 @@ async fn run(loaded: Loaded) -> std::io::Result<()> {
     });
     loop {
         tokio::select! {
-            _ = hangup.recv() => match tokio::task::block_in_place(|| server.reload()) {
+            _ = hangup.recv() => match tokio::task::block_in_place(|| {
+                crate::notify::reloading();
+                let result = server.reload();
+                crate::notify::ready();
+                result
+            }) {
                 Ok(summary) => {
                     for warning in &summary.warnings {
                         tracing::warn!("{warning}");
@@ -894,6 +903,7 @@ async fn run(loaded: Loaded) -> std::io::Result<()> {
         }
     }
     tracing::info!("stopping: finishing TCP queries in flight");
+    crate::notify::stopping();
     let _ = admin_stop.send(());
     if let Some(mut task) = admin_task {
         match tokio::time::timeout(ADMIN_SHUTDOWN_GRACE, &mut task).await {
