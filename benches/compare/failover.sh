@@ -108,84 +108,34 @@ BAR_QPS_RATIO=0.95
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-usage_die() {
-    log "ERROR: $*"
-    exit 2
-}
+# shellcheck source=SCRIPTDIR/lib.sh disable=SC1091
+. "$SCRIPT_DIR/lib.sh"
 
 # ---------------------------------------------------------------- arguments
-is_uint() { [[ "$1" =~ ^[0-9]{1,6}$ ]]; }
-for v in ROUNDS DURATION WARMUP POLL_MS MAX_WAIT CLIENTS OUTSTANDING \
-    MERIDIAN_PORT GDNSD_PORT MERIDIAN_2S_PORT MERIDIAN_GEO_PORT HEALTH_PORT; do
-    is_uint "${!v}" || usage_die "$v must be a non-negative integer (got '${!v}')"
-    printf -v "$v" '%d' "$((10#${!v}))" # strip leading zeros (no octal surprises)
-done
-((ROUNDS >= 1 && ROUNDS <= 100)) || usage_die "ROUNDS must be an integer 1..100 (got '$ROUNDS')"
-((DURATION >= 1 && DURATION <= 3600)) || usage_die "DURATION must be an integer 1..3600 seconds (got '$DURATION')"
-((WARMUP <= 600)) || usage_die "WARMUP must be an integer 0..600 seconds (got '$WARMUP')"
-((POLL_MS >= 10 && POLL_MS <= 1000)) || usage_die "POLL_MS must be an integer 10..1000 (got '$POLL_MS')"
-((MAX_WAIT >= 10 && MAX_WAIT <= 300)) || usage_die "MAX_WAIT must be an integer 10..300 seconds (got '$MAX_WAIT')"
-((CLIENTS >= 1 && CLIENTS <= 256)) || usage_die "CLIENTS must be an integer 1..256 (got '$CLIENTS')"
-((OUTSTANDING >= 1 && OUTSTANDING <= 65535)) || usage_die "OUTSTANDING must be an integer 1..65535 (got '$OUTSTANDING')"
-ports=("$MERIDIAN_PORT" "$GDNSD_PORT" "$MERIDIAN_2S_PORT" "$MERIDIAN_GEO_PORT" "$HEALTH_PORT")
-for p in "${ports[@]}"; do
-    ((p >= 1024 && p <= 65535)) || usage_die "ports must be integers 1024..65535 (got '$p')"
-done
-[[ "$(printf '%s\n' "${ports[@]}" | sort -u | wc -l)" == "${#ports[@]}" ]] ||
-    usage_die "MERIDIAN_PORT, GDNSD_PORT, MERIDIAN_2S_PORT, MERIDIAN_GEO_PORT and HEALTH_PORT must all differ"
+require_uints 6 ROUNDS DURATION WARMUP POLL_MS MAX_WAIT CLIENTS OUTSTANDING \
+    MERIDIAN_PORT GDNSD_PORT MERIDIAN_2S_PORT MERIDIAN_GEO_PORT HEALTH_PORT
+require_run_shape
+require_range POLL_MS 10 1000
+require_range MAX_WAIT 10 300 seconds
+require_dnsperf_load
+require_ports MERIDIAN_PORT GDNSD_PORT MERIDIAN_2S_PORT MERIDIAN_GEO_PORT HEALTH_PORT
 
 # ---------------------------------------------------------------- tools
-missing_pkgs=()
-command -v gdnsd >/dev/null 2>&1 || missing_pkgs+=(gdnsd)
-command -v dnsperf >/dev/null 2>&1 || missing_pkgs+=(dnsperf)
-command -v kdig >/dev/null 2>&1 || missing_pkgs+=(knot-dnsutils)
-command -v python3 >/dev/null 2>&1 || missing_pkgs+=(python3)
-if ((${#missing_pkgs[@]} > 0)); then
-    log "ERROR: missing required tools. Install them with:"
-    log "    apt-get update && apt-get install -y ${missing_pkgs[*]}"
-    exit 2
-fi
-if [[ -n "${MERIDIAN_BIN:-}" ]]; then
-    [[ -x "$MERIDIAN_BIN" ]] || usage_die "MERIDIAN_BIN=$MERIDIAN_BIN is not an executable file"
-elif ! command -v cargo >/dev/null 2>&1; then
-    usage_die "cargo not found: install Rust (https://rustup.rs) or set MERIDIAN_BIN=/path/to/meridian"
-fi
+need_tool gdnsd gdnsd
+need_tool dnsperf dnsperf
+need_tool kdig knot-dnsutils
+need_tool python3 python3
+exit_if_missing tools
+meridian_precheck
 
 # ---------------------------------------------------------------- temp dir + cleanup
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/meridian-failover.XXXXXX")"
 health_pid=""
 m1_pid=""
 m2_pid=""
 mgeo_pid=""
 gdnsd_pid=""
 measure_pid=""
-dnsperf_pid=""
-
-stop_pid() { # stop_pid PID NAME: TERM, wait up to ~3 s, then KILL
-    local pid="$1" name="$2" i
-    [[ -n "$pid" ]] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name (pid $pid) did not exit after SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? f
-    trap - EXIT INT TERM HUP
-    set +e
+stop_children() {
     stop_pid "$dnsperf_pid" dnsperf
     stop_pid "$measure_pid" "failover measurement"
     stop_pid "$m1_pid" "meridian (1 s)"
@@ -193,46 +143,11 @@ cleanup() {
     stop_pid "$mgeo_pid" "meridian (geo only)"
     stop_pid "$gdnsd_pid" gdnsd
     stop_pid "$health_pid" "health endpoints"
-    if ((rc != 0 && rc < 128)); then # not for Ctrl-C / SIGTERM
-        for f in "$tmp"/*.log; do
-            if [[ -s "$f" ]]; then
-                log "---- last lines of $(basename "$f") ----"
-                tail -n 20 "$f" >&2
-            fi
-        done
-    fi
-    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
-        log "keeping temporary directory $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+FAILURE_LOGS=('*.log')
+make_tmp meridian-failover
 
 # ---------------------------------------------------------------- helpers
-port_in_use() { # true if something listens on UDP or TCP $1 (any address)
-    command -v ss >/dev/null 2>&1 || return 1
-    [[ -n "$(ss -Hlnut "( sport = :$1 )" 2>/dev/null)" ]]
-}
-
-wait_ready() { # wait_ready NAME PID PORT LOG: poll SOA for ~10 s (wall clock)
-    local name="$1" pid="$2" port="$3" logf="$4" deadline=$((SECONDS + 10))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during startup (log: $(basename "$logf"))"
-        if kdig +short +time=1 +retry=0 @"$ADDR" -p "$port" SOA "$ZONE" 2>/dev/null |
-            grep -Eq '^[^;[:space:]]+ [^[:space:]]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$'; then
-            log "$name answers on $ADDR:$port"
-            return 0
-        fi
-        sleep 0.25
-    done
-    die "$name did not answer SOA $ZONE on $ADDR:$port within ~10 s"
-}
-
 a_of() { # a_of PORT: "rcode=X a=ADDR[,ADDR] ttl=T" for www.fo.bench A
     local out rcode addrs ttl
     out="$(kdig +time=2 +retry=0 +norecurse @"$ADDR" -p "$1" "$SERVICE" A 2>&1)" || true
@@ -241,17 +156,6 @@ a_of() { # a_of PORT: "rcode=X a=ADDR[,ADDR] ttl=T" for www.fo.bench A
     ttl="$(awk '!/^;/ && $3 == "IN" && $4 == "A" { print $2; exit }' <<<"$out")"
     printf 'rcode=%s a=%s ttl=%s\n' "${rcode:-NO-RESPONSE}" "${addrs:--}" "${ttl:--}"
 }
-
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-median() { # median of the arguments
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print 0; exit }
-        if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]
-        else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 
 # ---------------------------------------------------------------- python helper
 # fo.py health PORT FLAG PRIMARY SECONDARY COUNTS  health endpoints until SIGTERM
@@ -478,34 +382,16 @@ else:
 PY
 
 # ---------------------------------------------------------------- meridian binary
-if [[ -z "${MERIDIAN_BIN:-}" ]]; then
-    log "building meridian: cargo build --release (in $REPO_ROOT)"
-    (cd "$REPO_ROOT" && cargo build --release) || die "cargo build --release failed"
-    MERIDIAN_BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/meridian"
-    [[ -x "$MERIDIAN_BIN" ]] || die "build succeeded but $MERIDIAN_BIN does not exist"
-fi
-
-for p in "${ports[@]}"; do
-    port_in_use "$p" && usage_die "port $p is already in use on this host; pick another (see the ports in the header)"
-done
+meridian_build
+require_free_ports "pick another (see the ports in the header)" \
+    "$MERIDIAN_PORT" "$GDNSD_PORT" "$MERIDIAN_2S_PORT" "$MERIDIAN_GEO_PORT" "$HEALTH_PORT"
 
 # ---------------------------------------------------------------- configs
-zone_text() { # the zone, without the GSLB name. gdnsd clamps the SOA TTL to the SOA minimum.
-    cat <<EOF
-\$TTL 300
-@    IN SOA ns1.$ZONE. hostmaster.$ZONE. 1 3600 600 86400 300
-@    IN NS  ns1.$ZONE.
-@    IN NS  ns2.$ZONE.
-ns1  IN A   127.0.0.1
-ns2  IN A   127.0.0.2
-EOF
-}
-
 # write_meridian NAME PORT INTERVAL TIMEOUT: $tmp/NAME/meridian.toml; INTERVAL "" = no monitors
 write_meridian() {
     local dir="$tmp/$1" port="$2" interval="$3" timeout="$4" region addr
     mkdir -p "$dir/zones"
-    zone_text >"$dir/zones/$ZONE.zone"
+    zone_head "$ZONE" >"$dir/zones/$ZONE.zone"
     {
         echo "[dns]"
         echo "listen = [\"$ADDR:$port\"]"
@@ -545,15 +431,12 @@ write_meridian mgeo "$MERIDIAN_GEO_PORT" "" ""
 gdir="$tmp/gdnsd"
 mkdir -p "$gdir/zones" "$gdir/run" "$gdir/state"
 {
-    zone_text
+    zone_head "$ZONE"
     echo "www  30 DYNA simplefo!www"
 } >"$gdir/zones/$ZONE"
-cat >"$gdir/config" <<EOF
-options => {
-  listen => [ "$ADDR:$GDNSD_PORT" ]
-  run_dir => "$gdir/run"
-  state_dir => "$gdir/state"
-}
+{
+    gdnsd_options "$ADDR:$GDNSD_PORT" "$gdir"
+    cat <<EOF
 service_types => {
   fo_http => {
     plugin => http_status
@@ -577,8 +460,8 @@ plugins => {
   }
 }
 EOF
-gdnsd -c "$gdir" checkconf >"$tmp/gdnsd-checkconf.out" 2>&1 ||
-    { cat "$tmp/gdnsd-checkconf.out" >&2; die "gdnsd checkconf failed"; }
+} >"$gdir/config"
+gdnsd_checkconf "$gdir" "$tmp/gdnsd-checkconf.out"
 
 # ---------------------------------------------------------------- start
 flag="$tmp/primary-down"
@@ -595,14 +478,12 @@ m1_pid=$!
 m2_pid=$!
 "$MERIDIAN_BIN" serve --config "$tmp/mgeo/meridian.toml" >"$tmp/meridian-mgeo.log" 2>&1 &
 mgeo_pid=$!
-log "starting gdnsd: gdnsd -c $gdir start"
-env -u NOTIFY_SOCKET gdnsd -c "$gdir" start >"$tmp/gdnsd.log" 2>&1 &
-gdnsd_pid=$!
+start_gdnsd "$gdir"
 
-wait_ready "meridian (1 s)" "$m1_pid" "$MERIDIAN_PORT" "$tmp/meridian-m1.log"
-wait_ready "meridian (2 s)" "$m2_pid" "$MERIDIAN_2S_PORT" "$tmp/meridian-m2.log"
-wait_ready "meridian (geo only)" "$mgeo_pid" "$MERIDIAN_GEO_PORT" "$tmp/meridian-mgeo.log"
-wait_ready gdnsd "$gdnsd_pid" "$GDNSD_PORT" "$tmp/gdnsd.log"
+wait_soa kdig "$ZONE" "meridian (1 s)" "$m1_pid" "$MERIDIAN_PORT" "$tmp/meridian-m1.log"
+wait_soa kdig "$ZONE" "meridian (2 s)" "$m2_pid" "$MERIDIAN_2S_PORT" "$tmp/meridian-m2.log"
+wait_soa kdig "$ZONE" "meridian (geo only)" "$mgeo_pid" "$MERIDIAN_GEO_PORT" "$tmp/meridian-mgeo.log"
+wait_soa kdig "$ZONE" gdnsd "$gdnsd_pid" "$GDNSD_PORT" "$tmp/gdnsd.log"
 ncpu="$(nproc 2>/dev/null || echo '?')"
 
 # ---------------------------------------------------------------- sanity check
@@ -650,9 +531,8 @@ done
 m1_fo="$(med_of meridian_1s failover)" m1_rec="$(med_of meridian_1s recovery)"
 m2_fo="$(med_of meridian_2s failover)" m2_rec="$(med_of meridian_2s recovery)"
 g_fo="$(med_of gdnsd_2s failover)" g_rec="$(med_of gdnsd_2s recovery)"
-ratio_of() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && b != "inf") printf "%.2f", a / b; else print "nan" }'; }
-ratio_fo="$(ratio_of "$m2_fo" "$g_fo")"
-ratio_rec="$(ratio_of "$m2_rec" "$g_rec")"
+ratio_fo="$(ratio "$m2_fo" "$g_fo")"
+ratio_rec="$(ratio "$m2_rec" "$g_rec")"
 
 # ---------------------------------------------------------------- QPS phase
 log "stopping gdnsd and meridian (2 s) for the QPS phase"
@@ -669,38 +549,17 @@ a_geo="$(a_of "$MERIDIAN_GEO_PORT")"
 qfile="$tmp/www.txt"
 echo "$SERVICE A" >"$qfile"
 
-# run_dnsperf NAME PID PORT SECONDS OUTFILE: sets R_QPS (rounded), R_LOST,
-# R_CPU (server CPU microseconds per completed query), R_BAD (non-NOERROR).
-run_dnsperf() {
-    local name="$1" pid="$2" port="$3" secs="$4" out="$5" t0 t1 rc=0 qps completed lost noerr
-    R_QPS="" R_LOST="" R_CPU="" R_BAD=""
-    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) is no longer running"
-    t0="$(cpu_ticks "$pid")"
-    dnsperf -s "$ADDR" -p "$port" -d "$qfile" -l "$secs" \
-        -c "$CLIENTS" -q "$OUTSTANDING" -T 1 -t 2 >"$out" 2>&1 &
-    dnsperf_pid=$!
-    wait "$dnsperf_pid" || rc=$?
-    dnsperf_pid=""
-    t1="$(cpu_ticks "$pid")"
-    kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the dnsperf run"
-    ((rc == 0)) || { cat "$out" >&2; die "dnsperf against $name failed (exit $rc)"; }
-    qps="$(awk '/Queries per second:/ { print $4; exit }' "$out")"
-    completed="$(awk '/Queries completed:/ { print $3; exit }' "$out")"
-    lost="$(awk '/Queries lost:/ { print $3; exit }' "$out")"
-    noerr="$(awk '/Response codes:/ { for (i = 1; i <= NF; i++) if ($i == "NOERROR") { print $(i + 1); exit } print 0; exit }' "$out")"
-    [[ -n "$qps" && -n "$completed" && -n "$lost" ]] || { cat "$out" >&2; die "could not parse dnsperf output for $name"; }
-    R_QPS="$(printf '%.0f' "$qps")"
-    R_LOST="$lost"
-    R_BAD=$((completed - ${noerr:-0}))
-    R_CPU="$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$completed" \
-        'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "n/a" }')"
-    ((R_BAD == 0)) || log "WARNING: $name: $R_BAD responses were not NOERROR (see $out)"
+# dnsperf_www NAME PID PORT SECONDS OUTFILE: run_dnsperf with $SERVICE A,
+# warning about answers other than NOERROR.
+dnsperf_www() {
+    run_dnsperf "$@" -d "$qfile"
+    ((R_BAD == 0)) || log "WARNING: $1: $R_BAD responses were not NOERROR (see $5)"
 }
 
 if ((WARMUP > 0)); then
     log "warm-up: ${WARMUP}s per server (not measured)"
-    run_dnsperf "meridian (health)" "$m1_pid" "$MERIDIAN_PORT" "$WARMUP" "$tmp/warmup-health.out"
-    run_dnsperf "meridian (geo only)" "$mgeo_pid" "$MERIDIAN_GEO_PORT" "$WARMUP" "$tmp/warmup-geo.out"
+    dnsperf_www "meridian (health)" "$m1_pid" "$MERIDIAN_PORT" "$WARMUP" "$tmp/warmup-health.out"
+    dnsperf_www "meridian (geo only)" "$mgeo_pid" "$MERIDIAN_GEO_PORT" "$WARMUP" "$tmp/warmup-geo.out"
 fi
 declare -a h_qps=() o_qps=() h_lost=() o_lost=() h_cpu=() o_cpu=()
 bad_rcodes=0
@@ -709,10 +568,10 @@ for ((r = 1; r <= ROUNDS; r++)); do
     for s in "${order[@]}"; do
         log "round $r/$ROUNDS: dnsperf -> meridian ($s) for ${DURATION}s"
         if [[ "$s" == health ]]; then
-            run_dnsperf "meridian (health)" "$m1_pid" "$MERIDIAN_PORT" "$DURATION" "$tmp/r$r-health.out"
+            dnsperf_www "meridian (health)" "$m1_pid" "$MERIDIAN_PORT" "$DURATION" "$tmp/r$r-health.out"
             h_qps+=("$R_QPS") h_lost+=("$R_LOST") h_cpu+=("$R_CPU")
         else
-            run_dnsperf "meridian (geo only)" "$mgeo_pid" "$MERIDIAN_GEO_PORT" "$DURATION" "$tmp/r$r-geo.out"
+            dnsperf_www "meridian (geo only)" "$mgeo_pid" "$MERIDIAN_GEO_PORT" "$DURATION" "$tmp/r$r-geo.out"
             o_qps+=("$R_QPS") o_lost+=("$R_LOST") o_cpu+=("$R_CPU")
         fi
         bad_rcodes=$((bad_rcodes + R_BAD))
@@ -720,22 +579,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 ((${#h_qps[@]} == ROUNDS && ${#o_qps[@]} == ROUNDS)) || die "missing results (a dnsperf run failed)"
 a_health_after="$(a_of "$MERIDIAN_PORT")"
-h_med="$(median "${h_qps[@]}")"
-o_med="$(median "${o_qps[@]}")"
-h_cpu_med="$(median "${h_cpu[@]}")"
-o_cpu_med="$(median "${o_cpu[@]}")"
-qps_ratio="$(awk -v h="$h_med" -v o="$o_med" 'BEGIN { if (o > 0) printf "%.3f", h / o; else print "nan" }')"
+h_med="$(median 2 "${h_qps[@]}")"
+o_med="$(median 2 "${o_qps[@]}")"
+qps_ratio="$(ratio "$h_med" "$o_med" 3)"
 probes_all="$(cat "$tmp/probes.json" 2>/dev/null || echo '{}')"
 
 # ---------------------------------------------------------------- report
-le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a != "inf" && a + 0 <= b + 0) }'; }
-verdict() { if "$@"; then echo PASS; else echo FAIL; fi; }
 tol="$(awk -v p="$POLL_MS" 'BEGIN { printf "%.3f", p / 1000 }')"
-bar1="$(verdict le "$m1_fo" "$BAR_1S_FAILOVER")"
-bar2="$(verdict le "$m1_rec" "$BAR_1S_RECOVERY")"
-bar3="$(verdict le "$m2_fo" "$(awk -v g="$g_fo" -v t="$tol" 'BEGIN { print g + t }')")"
-bar4="$(verdict le "$m2_rec" "$(awk -v g="$g_rec" -v t="$tol" 'BEGIN { print g + t }')")"
-bar5="$(verdict awk -v r="$qps_ratio" -v b="$BAR_QPS_RATIO" 'BEGIN { exit !(r + 0 >= b + 0) }')"
+bar1="$(verdict at_most "$m1_fo" "$BAR_1S_FAILOVER")"
+bar2="$(verdict at_most "$m1_rec" "$BAR_1S_RECOVERY")"
+bar3="$(verdict at_most "$m2_fo" "$(awk -v g="$g_fo" -v t="$tol" 'BEGIN { print g + t }')")"
+bar4="$(verdict at_most "$m2_rec" "$(awk -v g="$g_rec" -v t="$tol" 'BEGIN { print g + t }')")"
+bar5="$(verdict at_least "$qps_ratio" "$BAR_QPS_RATIO")"
 
 echo
 echo "Failover: Meridian health monitors vs gdnsd http_status + simplefo, $SERVICE A"
@@ -743,7 +598,7 @@ echo "  host:      $ncpu CPU(s)"
 echo "  endpoints: http://$PRIMARY:$HEALTH_PORT/health (flipped 200 <-> 503), http://$SECONDARY:$HEALTH_PORT/health (200)"
 echo "  meridian:  $MERIDIAN_BIN; 1 s/500 ms timeout/fall 2/rise 2 on :$MERIDIAN_PORT,"
 echo "             2 s/1 s/fall 2/rise 2 on :$MERIDIAN_2S_PORT, no monitors on :$MERIDIAN_GEO_PORT"
-echo "  gdnsd:     $(gdnsd -h 2>&1 | sed -n 's/^gdnsd version //p' | head -n1) on :$GDNSD_PORT; interval 2, timeout 1, down_thresh 2, ok_thresh 1, up_thresh 2"
+echo "  gdnsd:     $(gdnsd_version) on :$GDNSD_PORT; interval 2, timeout 1, down_thresh 2, ok_thresh 1, up_thresh 2"
 echo "  method:    $ROUNDS flip(s), each measured on all three servers at once; random 0-${PHASE_MAX} s before"
 echo "             each flip; UDP polls every ${POLL_MS} ms (times include up to ${POLL_MS} ms of polling resolution)"
 echo
@@ -774,17 +629,10 @@ echo "(seconds from the flip to the first changed answer)"
 echo "probes seen by the endpoints during the failover phase (address, client, status: count): $probes_fo"
 echo
 echo "QPS with health in the loop: $SERVICE A, meridian with 1 s monitors vs the same config without monitors"
-echo "  dnsperf:   $(dnsperf -h 2>&1 | sed -n 's/^Version //p' | head -n1) -c $CLIENTS -q $OUTSTANDING -T 1 -l $DURATION, $ROUNDS round(s) per server, alternating"
+echo "  dnsperf:   $(dnsperf_version) -c $CLIENTS -q $OUTSTANDING -T 1 -l $DURATION, $ROUNDS round(s) per server, alternating"
 echo "  answers:   health [$a_health] (after the load: [$a_health_after]), geo only [$a_geo]"
 echo
-printf '%-8s | %12s %8s %9s | %12s %8s %9s\n' round "health_qps" lost "cpu_us/q" "geo_qps" lost "cpu_us/q"
-printf '%s\n' "---------+-------------------------------+-------------------------------"
-for ((i = 0; i < ROUNDS; i++)); do
-    printf '%-8s | %12s %8s %9s | %12s %8s %9s\n' "$((i + 1))" \
-        "${h_qps[i]}" "${h_lost[i]}" "${h_cpu[i]}" "${o_qps[i]}" "${o_lost[i]}" "${o_cpu[i]}"
-done
-printf '%s\n' "---------+-------------------------------+-------------------------------"
-printf '%-8s | %12.0f %8s %9s | %12.0f %8s %9s\n' median "$h_med" "" "$h_cpu_med" "$o_med" "" "$o_cpu_med"
+qps_table health_qps h geo_qps o
 echo "ratio median(health)/median(geo only) = $qps_ratio"
 if ((bad_rcodes > 0)); then
     echo "WARNING: $bad_rcodes responses in measured rounds were not NOERROR."

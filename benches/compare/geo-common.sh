@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Shared parts of geo-compile.sh and geo-vs-gdnsd.sh: the world database
 # (tor-geoipdb -> locations CSV -> world.mmdb) and equivalent Meridian and
-# gdnsd geo configurations. Sourced, not executed. The caller defines log,
-# die and usage_die, and sets SCRIPT_DIR and REPO_ROOT.
+# gdnsd geo configurations. Sourced, not executed, after lib.sh (log, die,
+# need_tool, zone_head, gdnsd_options); the caller sets SCRIPT_DIR and
+# MERIDIAN_BIN (meridian_build).
 
 # ---------------------------------------------------------------- the map
 # Regions (Meridian) = datacenters (gdnsd). DEFAULT_ORDER is the order for
@@ -34,26 +35,12 @@ GEO_SERVICE="www.$GEO_ZONE"
 TOR_GEOIP="${TOR_GEOIP:-/usr/share/tor/geoip}"
 TOR_GEOIP6="${TOR_GEOIP6:-/usr/share/tor/geoip6}"
 
-# geo_missing_pkgs: appends to the caller's missing_pkgs array the Debian
-# packages needed by both scripts.
+# geo_missing_pkgs: records (need_tool) the Debian packages needed by both
+# scripts.
 geo_missing_pkgs() {
     [[ -r "$TOR_GEOIP" && -r "$TOR_GEOIP6" ]] || missing_pkgs+=(tor-geoipdb)
-    command -v gdnsd >/dev/null 2>&1 || missing_pkgs+=(gdnsd)
-    command -v python3 >/dev/null 2>&1 || missing_pkgs+=(python3)
-}
-
-# geo_build_meridian: sets MERIDIAN_BIN (cargo build --release unless set).
-geo_build_meridian() {
-    if [[ -n "${MERIDIAN_BIN:-}" ]]; then
-        [[ -x "$MERIDIAN_BIN" ]] || usage_die "MERIDIAN_BIN=$MERIDIAN_BIN is not an executable file"
-    else
-        command -v cargo >/dev/null 2>&1 ||
-            usage_die "cargo not found: install Rust (https://rustup.rs) or set MERIDIAN_BIN=/path/to/meridian"
-        log "building meridian: cargo build --release (in $REPO_ROOT)"
-        (cd "$REPO_ROOT" && cargo build --release) || die "cargo build --release failed"
-        MERIDIAN_BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/meridian"
-        [[ -x "$MERIDIAN_BIN" ]] || die "build succeeded but $MERIDIAN_BIN does not exist"
-    fi
+    need_tool gdnsd gdnsd
+    need_tool python3 python3
 }
 
 # geo_elapsed START: seconds since START (an $EPOCHREALTIME value), 3 decimals.
@@ -87,18 +74,8 @@ geo_make_world() {
     log "$WORLD_BUILD_LINE (${WORLD_BUILD_S}s)"
 }
 
-# The static part of the zone, shared by both servers. gdnsd clamps the SOA
-# TTL to the SOA minimum (ncache) and warns, so both are 300.
-geo_zone_static() {
-    cat <<EOF
-\$TTL 300
-@    IN SOA ns1.$GEO_ZONE. hostmaster.$GEO_ZONE. 1 3600 600 86400 300
-@    IN NS  ns1.$GEO_ZONE.
-@    IN NS  ns2.$GEO_ZONE.
-ns1  IN A   127.0.0.1
-ns2  IN A   127.0.0.2
-EOF
-}
+# The static part of the zone, shared by both servers.
+geo_zone_static() { zone_head "$GEO_ZONE"; }
 
 # geo_quote_list "a b c" -> "a", "b", "c" (a TOML list body)
 geo_quote_list() {
@@ -147,11 +124,7 @@ geo_write_gdnsd() {
         echo "www  30 DYNA geoip!www"
     } >"$dir/zones/$GEO_ZONE"
     {
-        echo "options => {"
-        echo "  listen => [ \"$listen\" ]"
-        echo "  run_dir => \"$dir/run\""
-        echo "  state_dir => \"$dir/state\""
-        echo "}"
+        gdnsd_options "$listen" "$dir"
         echo "plugins => {"
         echo "  geoip => {"
         echo "    maps => {"

@@ -33,74 +33,35 @@ LISTEN_G=127.0.0.1:15354
 STEP_TIMEOUT=600 # seconds; bounds every measured command
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck disable=SC2034 # used by geo-common.sh
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-usage_die() {
-    log "ERROR: $*"
-    exit 2
-}
-
+# shellcheck source=SCRIPTDIR/lib.sh disable=SC1091
+. "$SCRIPT_DIR/lib.sh"
 # shellcheck source=SCRIPTDIR/geo-common.sh disable=SC1091
 . "$SCRIPT_DIR/geo-common.sh"
 
 # ---------------------------------------------------------------- arguments
 [[ "$ROUNDS" =~ ^[0-9]{1,3}$ ]] || usage_die "ROUNDS must be an integer 1..100 (got '$ROUNDS')"
 ROUNDS=$((10#$ROUNDS))
-((ROUNDS >= 1 && ROUNDS <= 100)) || usage_die "ROUNDS must be an integer 1..100 (got '$ROUNDS')"
+require_range ROUNDS 1 100
 
 # ---------------------------------------------------------------- tools
-missing_pkgs=()
 geo_missing_pkgs
 [[ -x /usr/bin/time ]] || missing_pkgs+=(time) # GNU time, for %M (peak RSS)
-command -v timeout >/dev/null 2>&1 || missing_pkgs+=(coreutils)
-if ((${#missing_pkgs[@]} > 0)); then
-    log "ERROR: missing required tools or data. Install them with:"
-    log "    apt-get update && apt-get install -y ${missing_pkgs[*]}"
-    exit 2
-fi
+need_tool timeout coreutils
+exit_if_missing "tools or data"
 
 # ---------------------------------------------------------------- temp dir + cleanup
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/meridian-geo-compile.XXXXXX")"
 child_pid=""
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    set +e
+stop_children() { # the measured command, TERM and wait (`timeout` passes it on)
     if [[ -n "$child_pid" ]] && kill -0 "$child_pid" 2>/dev/null; then
         kill -TERM "$child_pid" 2>/dev/null
         wait "$child_pid" 2>/dev/null
     fi
-    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
-        log "keeping temporary directory $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+make_tmp meridian-geo-compile
 
 # ---------------------------------------------------------------- helpers
-# median FORMAT VALUES...: median of the values, printed with FORMAT.
-median() {
-    local fmt="$1"
-    shift
-    printf '%s\n' "$@" | sort -g | awk -v fmt="$fmt" '{ v[NR] = $1 } END {
-        if (NR == 0) { printf fmt "\n", 0; exit }
-        if (NR % 2) m = v[(NR + 1) / 2]; else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf fmt "\n", m }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
-
 # run_timed NAME OUTFILE CMD...: runs CMD under `timeout` and /usr/bin/time
 # (in the background, so the trap can stop it). Fails the script if CMD
 # fails. Sets T_E (%e, s), T_RSS (%M, KiB), T_CPU (%U+%S, s), T_HI (s, 3
@@ -126,7 +87,7 @@ run_timed() {
 }
 
 # ---------------------------------------------------------------- meridian + world.mmdb
-geo_build_meridian
+meridian_build
 geo_make_world "$tmp"
 
 mdir="$tmp/meridian"
@@ -167,8 +128,7 @@ mkdir -p "$base/meridian/zones" "$base/gdnsd/zones" "$base/gdnsd/run" "$base/gdn
 geo_zone_static >"$base/meridian/zones/$GEO_ZONE.zone"
 geo_zone_static >"$base/gdnsd/zones/$GEO_ZONE"
 printf '[dns]\nlisten = ["%s"]\nzones_dir = "zones"\n' "$LISTEN_M" >"$base/meridian/meridian.toml"
-printf 'options => {\n  listen => [ "%s" ]\n  run_dir => "%s"\n  state_dir => "%s"\n}\n' \
-    "$LISTEN_G" "$base/gdnsd/run" "$base/gdnsd/state" >"$base/gdnsd/config"
+gdnsd_options "$LISTEN_G" "$base/gdnsd" >"$base/gdnsd/config"
 run_timed "meridian check (no geo)" "$base/meridian.out" "$MERIDIAN_BIN" check --config "$base/meridian/meridian.toml"
 base_m="${T_RSS} KiB, ${T_HI}s"
 run_timed "gdnsd checkconf (no geo)" "$base/gdnsd.out" gdnsd -c "$base/gdnsd" checkconf
@@ -191,14 +151,14 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-m_hi_med="$(median '%.3f' "${m_hi[@]}")"
-g_hi_med="$(median '%.3f' "${g_hi[@]}")"
-m_e_med="$(median '%.2f' "${m_e[@]}")"
-g_e_med="$(median '%.2f' "${g_e[@]}")"
-m_rss_med="$(median '%.0f' "${m_rss[@]}")"
-g_rss_med="$(median '%.0f' "${g_rss[@]}")"
-m_cpu_med="$(median '%.2f' "${m_cpu[@]}")"
-g_cpu_med="$(median '%.2f' "${g_cpu[@]}")"
+m_hi_med="$(median 3 "${m_hi[@]}")"
+g_hi_med="$(median 3 "${g_hi[@]}")"
+m_e_med="$(median 2 "${m_e[@]}")"
+g_e_med="$(median 2 "${g_e[@]}")"
+m_rss_med="$(median 0 "${m_rss[@]}")"
+g_rss_med="$(median 0 "${g_rss[@]}")"
+m_cpu_med="$(median 2 "${m_cpu[@]}")"
+g_cpu_med="$(median 2 "${g_cpu[@]}")"
 time_ratio="$(ratio "$m_hi_med" "$g_hi_med")"
 mem_ratio="$(ratio "$m_rss_med" "$g_rss_med")"
 

@@ -58,19 +58,10 @@ ECS_V6_SOURCE=48 # (IPv6, sanity check only)
 ADDR=127.0.0.1   # loopback only, never anything else
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck disable=SC2034 # used by geo-common.sh
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-usage_die() {
-    log "ERROR: $*"
-    exit 2
-}
-
+# shellcheck source=SCRIPTDIR/lib.sh disable=SC1091
+. "$SCRIPT_DIR/lib.sh"
 # shellcheck source=SCRIPTDIR/geo-common.sh disable=SC1091
 . "$SCRIPT_DIR/geo-common.sh"
 
@@ -86,20 +77,10 @@ declare -A CC_CONTINENT=(
 )
 
 # ---------------------------------------------------------------- arguments
-is_uint() { [[ "$1" =~ ^[0-9]{1,6}$ ]]; }
-for v in ROUNDS DURATION WARMUP CLIENTS OUTSTANDING MERIDIAN_PORT GDNSD_PORT; do
-    is_uint "${!v}" || usage_die "$v must be a non-negative integer (got '${!v}')"
-    printf -v "$v" '%d' "$((10#${!v}))"
-done
-((ROUNDS >= 1 && ROUNDS <= 100)) || usage_die "ROUNDS must be an integer 1..100 (got '$ROUNDS')"
-((DURATION >= 1 && DURATION <= 3600)) || usage_die "DURATION must be an integer 1..3600 seconds (got '$DURATION')"
-((WARMUP <= 600)) || usage_die "WARMUP must be an integer 0..600 seconds (got '$WARMUP')"
-((CLIENTS >= 1 && CLIENTS <= 256)) || usage_die "CLIENTS must be an integer 1..256 (got '$CLIENTS')"
-((OUTSTANDING >= 1 && OUTSTANDING <= 65535)) || usage_die "OUTSTANDING must be an integer 1..65535 (got '$OUTSTANDING')"
-for p in "$MERIDIAN_PORT" "$GDNSD_PORT"; do
-    ((p >= 1024 && p <= 65535)) || usage_die "ports must be integers 1024..65535 (got '$p')"
-done
-[[ "$MERIDIAN_PORT" != "$GDNSD_PORT" ]] || usage_die "MERIDIAN_PORT and GDNSD_PORT must differ"
+require_uints 6 ROUNDS DURATION WARMUP CLIENTS OUTSTANDING MERIDIAN_PORT GDNSD_PORT
+require_run_shape
+require_dnsperf_load
+require_ports MERIDIAN_PORT GDNSD_PORT
 [[ "$ECS_MODE" == mixed || "$ECS_MODE" == parallel ]] || usage_die "ECS_MODE must be mixed or parallel (got '$ECS_MODE')"
 read -r -a countries <<<"${COUNTRIES^^}"
 ((${#countries[@]} >= 1 && ${#countries[@]} <= 16)) || usage_die "COUNTRIES must list 1..16 country codes"
@@ -112,85 +93,25 @@ if [[ "$ECS_MODE" == parallel ]]; then
 fi
 
 # ---------------------------------------------------------------- tools
-missing_pkgs=()
 geo_missing_pkgs
-command -v dnsperf >/dev/null 2>&1 || missing_pkgs+=(dnsperf)
-command -v kdig >/dev/null 2>&1 || missing_pkgs+=(knot-dnsutils)
-if ((${#missing_pkgs[@]} > 0)); then
-    log "ERROR: missing required tools or data. Install them with:"
-    log "    apt-get update && apt-get install -y ${missing_pkgs[*]}"
-    exit 2
-fi
+need_tool dnsperf dnsperf
+need_tool kdig knot-dnsutils
+exit_if_missing "tools or data"
 
 # ---------------------------------------------------------------- temp dir + cleanup
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/meridian-geo-vs-gdnsd.XXXXXX")"
 meridian_pid=""
 gdnsd_pid=""
 dnsperf_pids=()
-
-stop_pid() { # stop_pid PID NAME: TERM, wait up to ~3 s, then KILL
-    local pid="$1" name="$2" i
-    [[ -n "$pid" ]] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name (pid $pid) did not exit after SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$? p
-    trap - EXIT INT TERM HUP
-    set +e
+stop_children() {
+    local p
     for p in "${dnsperf_pids[@]}"; do stop_pid "$p" dnsperf; done
     stop_pid "$meridian_pid" meridian
     stop_pid "$gdnsd_pid" gdnsd
-    if ((rc != 0 && rc < 128)); then
-        for f in "$tmp/meridian.log" "$tmp/gdnsd.log"; do
-            if [[ -s "$f" ]]; then
-                log "---- last lines of $(basename "$f") ----"
-                tail -n 20 "$f" >&2
-            fi
-        done
-    fi
-    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
-        log "keeping temporary directory $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+FAILURE_LOGS=(meridian.log gdnsd.log)
+make_tmp meridian-geo-vs-gdnsd
 
 # ---------------------------------------------------------------- helpers
-port_in_use() {
-    command -v ss >/dev/null 2>&1 || return 1
-    [[ -n "$(ss -Hlnut "( sport = :$1 )" 2>/dev/null)" ]]
-}
-
-wait_ready() { # wait_ready NAME PID PORT LOG: poll SOA for ~10 s
-    local name="$1" pid="$2" port="$3" logf="$4" deadline=$((SECONDS + 10))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during startup (log: $(basename "$logf"))"
-        if kdig +short +time=1 +retry=0 @"$ADDR" -p "$port" SOA "$GEO_ZONE" 2>/dev/null |
-            grep -Eq '^[^;[:space:]]+ [^[:space:]]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$'; then
-            log "$name answers on $ADDR:$port"
-            return 0
-        fi
-        sleep 0.25
-    done
-    die "$name did not answer SOA $GEO_ZONE on $ADDR:$port within ~10 s"
-}
-
 # geo_answer PORT SUBNET: "rcode=X a=ADDR[,ADDR] scope=S" for www.geo.bench A.
 # SUBNET "-" sends no EDNS at all.
 geo_answer() {
@@ -212,17 +133,6 @@ region_of_addr() { # 192.0.2.N -> region name
     done
     printf '?'
 }
-
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print 0; exit }
-        if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]
-        else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 
 # ---------------------------------------------------------------- ECS packet tool
 # ecs.py hex SUBNET            -> ECS option value (for dnsperf -E 8:HEX)
@@ -300,10 +210,8 @@ else:
 PY
 
 # ---------------------------------------------------------------- meridian, world.mmdb, configs
-geo_build_meridian
-for p in "$MERIDIAN_PORT" "$GDNSD_PORT"; do
-    port_in_use "$p" && usage_die "port $p is already in use on this host; pick another with MERIDIAN_PORT/GDNSD_PORT"
-done
+meridian_build
+require_free_ports "pick another with MERIDIAN_PORT/GDNSD_PORT" "$MERIDIAN_PORT" "$GDNSD_PORT"
 geo_make_world "$tmp"
 
 mdir="$tmp/meridian"
@@ -313,8 +221,7 @@ geo_write_gdnsd "$gdir" "$ADDR:$GDNSD_PORT" "$WORLD_MMDB"
 "$MERIDIAN_BIN" check --config "$mdir/meridian.toml" >"$tmp/meridian-check.log" 2>&1 ||
     { cat "$tmp/meridian-check.log" >&2; die "meridian check failed"; }
 m_map_line="$(grep -m1 '^map world:' "$tmp/meridian-check.log" || true)"
-gdnsd -c "$gdir" checkconf >"$tmp/gdnsd-checkconf.log" 2>&1 ||
-    { cat "$tmp/gdnsd-checkconf.log" >&2; die "gdnsd checkconf failed"; }
+gdnsd_checkconf "$gdir" "$tmp/gdnsd-checkconf.log"
 g_map_line="$(sed -n "s/.*plugin_geoip: \(map 'world' runtime db updated.*\)/\1/p" "$tmp/gdnsd-checkconf.log" | head -n1)"
 
 # ---------------------------------------------------------------- client subnets
@@ -374,32 +281,22 @@ declare -a ecs_hex=()
 for s in "${load_subnets[@]}"; do ecs_hex+=("$(python3 "$tmp/ecs.py" hex "$s")"); done
 
 # ---------------------------------------------------------------- start servers
-log "starting meridian: $MERIDIAN_BIN serve --config $mdir/meridian.toml"
-"$MERIDIAN_BIN" serve --config "$mdir/meridian.toml" >"$tmp/meridian.log" 2>&1 &
-meridian_pid=$!
-log "starting gdnsd: gdnsd -c $gdir start"
-env -u NOTIFY_SOCKET gdnsd -c "$gdir" start >"$tmp/gdnsd.log" 2>&1 &
-gdnsd_pid=$!
-wait_ready meridian "$meridian_pid" "$MERIDIAN_PORT" "$tmp/meridian.log"
-wait_ready gdnsd "$gdnsd_pid" "$GDNSD_PORT" "$tmp/gdnsd.log"
+start_meridian "$mdir/meridian.toml"
+start_gdnsd "$gdir"
+wait_soa kdig "$GEO_ZONE" meridian "$meridian_pid" "$MERIDIAN_PORT" "$tmp/meridian.log"
+wait_soa kdig "$GEO_ZONE" gdnsd "$gdnsd_pid" "$GDNSD_PORT" "$tmp/gdnsd.log"
 mem_of() { # mem_of PID: "VmRSS X MiB (peak VmHWM Y MiB)"
     awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 }
         END { printf "RSS %.1f MiB (peak %.1f MiB)", r / 1024, h / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
 }
 m_mem_start="$(mem_of "$meridian_pid")"
 g_mem_start="$(mem_of "$gdnsd_pid")"
-gdnsd_threads="$(sed -n 's/.*DNS listener threads (\(.*\)) configured.*/\1/p' "$tmp/gdnsd.log" | head -n1)"
+gdnsd_threads="$(gdnsd_threads "$tmp/gdnsd.log")"
 ncpu="$(nproc 2>/dev/null || echo '?')"
 
 # ---------------------------------------------------------------- sanity check
 mismatch=0
-warn_box() {
-    {
-        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-        printf '!! WARNING: %s\n' "$@"
-        echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-    } >&2
-}
+warn_each() { warn_box "${@/#/WARNING: }"; } # every line a warning
 declare -a chk_lines=()
 for i in "${!chk_label[@]}"; do
     a_m="$(geo_answer "$MERIDIAN_PORT" "${chk_subnet[i]}")"
@@ -410,11 +307,11 @@ for i in "${!chk_label[@]}"; do
     if [[ "$rec_m" != "$rec_g" ]]; then
         mismatch=1
         note="MISMATCH"
-        warn_box "meridian and gdnsd answer $GEO_SERVICE A differently for ${chk_label[i]} (ECS ${chk_subnet[i]})" \
+        warn_each "meridian and gdnsd answer $GEO_SERVICE A differently for ${chk_label[i]} (ECS ${chk_subnet[i]})" \
             "meridian: $a_m" "gdnsd:    $a_g"
     elif [[ "${chk_expect[i]}" != "?" && "$addr_m" != "${chk_expect[i]}" ]]; then
         note="both differ from expected ${chk_expect[i]}"
-        warn_box "both servers answer ${chk_label[i]} (ECS ${chk_subnet[i]}) with $addr_m, expected ${chk_expect[i]}"
+        warn_each "both servers answer ${chk_label[i]} (ECS ${chk_subnet[i]}) with $addr_m, expected ${chk_expect[i]}"
     elif [[ "${a_m##*scope=}" != "${a_g##*scope=}" ]]; then
         note="same answer, ECS scope differs"
     else
@@ -434,7 +331,7 @@ for i in "${!load_subnets[@]}"; do
     want="${want% scope=*}"
     if [[ "${probe_m[i]:-}" != "$want" || "${probe_g[i]:-}" != "$want" ]]; then
         mismatch=1
-        warn_box "load packet for ${countries[i]} (${load_subnets[i]}) is not answered like kdig's" \
+        warn_each "load packet for ${countries[i]} (${load_subnets[i]}) is not answered like kdig's" \
             "kdig/meridian: $want" "packet->meridian: ${probe_m[i]:-none}" "packet->gdnsd:    ${probe_g[i]:-none}"
     fi
     load_addrs["${want#*a=}"]=1
@@ -454,7 +351,7 @@ fi
 # (non-NOERROR responses, summed).
 run_load() {
     local name="$1" pid="$2" port="$3" secs="$4" out="$5" t0 t1 rc i n c q f
-    local qps_sum=0 lost_sum=0 done_sum=0 bad_sum=0 qps completed lost noerr
+    local qps_sum=0 lost_sum=0 done_sum=0 bad_sum=0
     local -a outs=()
     R_QPS="" R_LOST="" R_CPU="" R_RCODE=""
     kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) is no longer running"
@@ -485,21 +382,16 @@ run_load() {
     kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) died during the dnsperf run"
     ((rc == 0)) || { cat "${outs[@]}" >&2; die "dnsperf against $name failed (exit $rc)"; }
     for f in "${outs[@]}"; do
-        qps="$(awk '/Queries per second:/ { print $4; exit }' "$f")"
-        completed="$(awk '/Queries completed:/ { print $3; exit }' "$f")"
-        lost="$(awk '/Queries lost:/ { print $3; exit }' "$f")"
-        noerr="$(awk '/Response codes:/ { for (i = 1; i <= NF; i++) if ($i == "NOERROR") { print $(i + 1); exit } print 0; exit }' "$f")"
-        [[ -n "$qps" && -n "$completed" && -n "$lost" ]] || { cat "$f" >&2; die "could not parse dnsperf output for $name"; }
-        qps_sum="$(awk -v a="$qps_sum" -v b="$qps" 'BEGIN { printf "%.3f", a + b }')"
-        lost_sum=$((lost_sum + lost))
-        done_sum=$((done_sum + completed))
-        bad_sum=$((bad_sum + completed - ${noerr:-0}))
+        parse_dnsperf "$name" "$f"
+        qps_sum="$(awk -v a="$qps_sum" -v b="$D_QPS" 'BEGIN { printf "%.3f", a + b }')"
+        lost_sum=$((lost_sum + D_LOST))
+        done_sum=$((done_sum + D_DONE))
+        bad_sum=$((bad_sum + D_DONE - ${D_NOERR:-0}))
     done
     R_QPS="$(printf '%.0f' "$qps_sum")"
     R_LOST="$lost_sum"
     R_RCODE="$bad_sum"
-    R_CPU="$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$done_sum" \
-        'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "n/a" }')"
+    R_CPU="$(cpu_us_per "$((t1 - t0))" "$done_sum")"
     ((bad_sum == 0)) || log "WARNING: $name: $bad_sum responses were not NOERROR (see ${outs[0]})"
 }
 
@@ -530,11 +422,9 @@ done
 m_mem_end="$(mem_of "$meridian_pid")"
 g_mem_end="$(mem_of "$gdnsd_pid")"
 
-m_med="$(median "${m_qps[@]}")"
-g_med="$(median "${g_qps[@]}")"
-ratio="$(awk -v m="$m_med" -v g="$g_med" 'BEGIN { if (g > 0) printf "%.2f", m / g; else print "nan" }')"
-m_cpu_med="$(median "${m_cpu[@]}")"
-g_cpu_med="$(median "${g_cpu[@]}")"
+m_med="$(median 2 "${m_qps[@]}")"
+g_med="$(median 2 "${g_qps[@]}")"
+ratio="$(ratio "$m_med" "$g_med")"
 
 # ---------------------------------------------------------------- report
 if [[ "$ECS_MODE" == mixed ]]; then
@@ -549,23 +439,16 @@ echo "  database: $WORLD_BUILD_LINE"
 echo "  map:      ${#GEO_CONTINENTS[@]} continent rules (${GEO_CONTINENTS[*]}) + default"
 echo "            meridian: ${m_map_line:-?}"
 echo "            gdnsd:    ${g_map_line:-?}"
-echo "  dnsperf:  $(dnsperf -h 2>&1 | sed -n 's/^Version //p' | head -n1) $load_desc, -l $DURATION, $ROUNDS round(s) per server, alternating"
+echo "  dnsperf:  $(dnsperf_version) $load_desc, -l $DURATION, $ROUNDS round(s) per server, alternating"
 echo "  meridian: $MERIDIAN_BIN on $ADDR:$MERIDIAN_PORT (default workers = core count = $ncpu)"
-echo "  gdnsd:    $(gdnsd -h 2>&1 | sed -n 's/^gdnsd version //p' | head -n1) on $ADDR:$GDNSD_PORT (default threads: ${gdnsd_threads:-unknown})"
+echo "  gdnsd:    $(gdnsd_version) on $ADDR:$GDNSD_PORT (default threads: ${gdnsd_threads:-unknown})"
 echo "  memory:   meridian $m_mem_start after start-up, $m_mem_end after the load"
 echo "            gdnsd    $g_mem_start after start-up, $g_mem_end after the load"
 echo
 echo "Answers ($GEO_SERVICE A; region in brackets; ECS scope as returned):"
 printf '%s\n' "${chk_lines[@]}"
 echo
-printf '%-8s | %12s %8s %9s | %12s %8s %9s\n' round "meridian_qps" lost "cpu_us/q" "gdnsd_qps" lost "cpu_us/q"
-printf '%s\n' "---------+-------------------------------+-------------------------------"
-for ((i = 0; i < ROUNDS; i++)); do
-    printf '%-8s | %12s %8s %9s | %12s %8s %9s\n' "$((i + 1))" \
-        "${m_qps[i]}" "${m_lost[i]}" "${m_cpu[i]}" "${g_qps[i]}" "${g_lost[i]}" "${g_cpu[i]}"
-done
-printf '%s\n' "---------+-------------------------------+-------------------------------"
-printf '%-8s | %12.0f %8s %9s | %12.0f %8s %9s\n' median "$m_med" "" "$m_cpu_med" "$g_med" "" "$g_cpu_med"
+qps_table meridian_qps m gdnsd_qps g
 echo
 echo "ratio median(meridian)/median(gdnsd) = $ratio   (>1 means meridian is faster)"
 echo "cpu_us/q = server CPU time (all threads) per completed query; lower is better."

@@ -54,147 +54,59 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 ZONE_FILE="$SCRIPT_DIR/zones/bench.example.zone"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-usage_die() {
-    log "ERROR: $*"
-    exit 2
-}
+# shellcheck source=SCRIPTDIR/lib.sh disable=SC1091
+. "$SCRIPT_DIR/lib.sh"
 
 # ---------------------------------------------------------------- arguments
-is_uint() { [[ "$1" =~ ^[0-9]{1,7}$ ]]; }
-for v in ROUNDS DURATION WARMUP CONNECTIONS THREADS BACKEND_PORT MERIDIAN_PORT NGINX_PORT \
-    HAPROXY_PORT DNS_PORT BODY_BYTES; do
-    is_uint "${!v}" || usage_die "$v must be a non-negative integer (got '${!v}')"
-    printf -v "$v" '%d' "$((10#${!v}))" # strip leading zeros (no octal surprises)
-done
-((ROUNDS >= 1 && ROUNDS <= 100)) || usage_die "ROUNDS must be an integer 1..100 (got '$ROUNDS')"
-((DURATION >= 1 && DURATION <= 3600)) || usage_die "DURATION must be an integer 1..3600 seconds (got '$DURATION')"
-((WARMUP <= 600)) || usage_die "WARMUP must be an integer 0..600 seconds (got '$WARMUP')"
-((THREADS >= 1 && THREADS <= 64)) || usage_die "THREADS must be an integer 1..64 (got '$THREADS')"
+require_uints 7 ROUNDS DURATION WARMUP CONNECTIONS THREADS BACKEND_PORT MERIDIAN_PORT NGINX_PORT \
+    HAPROXY_PORT DNS_PORT BODY_BYTES
+require_run_shape
+require_range THREADS 1 64
 ((CONNECTIONS >= THREADS && CONNECTIONS <= 10000)) ||
     usage_die "CONNECTIONS must be an integer THREADS..10000 (got '$CONNECTIONS')"
-((BODY_BYTES >= 1 && BODY_BYTES <= 1048576)) || usage_die "BODY_BYTES must be an integer 1..1048576 (got '$BODY_BYTES')"
-ports=("$BACKEND_PORT" "$MERIDIAN_PORT" "$NGINX_PORT" "$HAPROXY_PORT" "$DNS_PORT")
-for p in "${ports[@]}"; do
-    ((p >= 1024 && p <= 65535)) || usage_die "ports must be integers 1024..65535 (got '$p')"
-done
-[[ "$(printf '%s\n' "${ports[@]}" | sort -u | wc -l)" == "${#ports[@]}" ]] ||
-    usage_die "BACKEND_PORT, MERIDIAN_PORT, NGINX_PORT, HAPROXY_PORT and DNS_PORT must all differ"
+require_range BODY_BYTES 1 1048576
+require_ports BACKEND_PORT MERIDIAN_PORT NGINX_PORT HAPROXY_PORT DNS_PORT
 [[ -f "$ZONE_FILE" ]] || usage_die "zone file not found: $ZONE_FILE"
 
 # ---------------------------------------------------------------- tools
-missing_pkgs=()
-command -v nginx >/dev/null 2>&1 || missing_pkgs+=(nginx)
-command -v haproxy >/dev/null 2>&1 || missing_pkgs+=(haproxy)
-command -v wrk >/dev/null 2>&1 || missing_pkgs+=(wrk)
-command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
-if ((${#missing_pkgs[@]} > 0)); then
-    log "ERROR: missing required tools. Install them with:"
-    log "    apt-get update && apt-get install -y ${missing_pkgs[*]}"
-    log "(the nginx and haproxy packages may start system services; this script uses its own"
-    log " configs on loopback ports only, so 'systemctl disable --now nginx haproxy' is fine)"
-    exit 2
-fi
-if [[ -z "${MERIDIAN_BIN:-}" ]] && ! command -v cargo >/dev/null 2>&1; then
-    usage_die "cargo not found: install Rust (https://rustup.rs) or set MERIDIAN_BIN=/path/to/meridian"
-fi
+need_tool nginx nginx
+need_tool haproxy haproxy
+need_tool wrk wrk
+need_tool curl curl
+exit_if_missing tools \
+    "(the nginx and haproxy packages may start system services; this script uses its own" \
+    " configs on loopback ports only, so 'systemctl disable --now nginx haproxy' is fine)"
+meridian_precheck
 
 # ---------------------------------------------------------------- temp dir + cleanup
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/meridian-l7.XXXXXX")"
 backend_pid=""
 meridian_pid=""
 nginx_pid=""
 haproxy_pid=""
 wrk_pid=""
-
-stop_pid() { # stop_pid PID NAME: TERM, wait up to ~3 s, then KILL
-    local pid="$1" name="$2" i
-    [[ -n "$pid" ]] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 30; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "$name (pid $pid) did not exit after SIGTERM; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    set +e
+stop_children() {
     stop_pid "$wrk_pid" wrk
     stop_pid "$meridian_pid" meridian
     stop_pid "$nginx_pid" "nginx (proxy)"
     stop_pid "$haproxy_pid" haproxy
     stop_pid "$backend_pid" "nginx (backend)"
-    if ((rc != 0 && rc < 128)); then # not for Ctrl-C / SIGTERM
-        for f in "$tmp/meridian.log" "$tmp/nginx-proxy/error.log" "$tmp/haproxy.log" \
-            "$tmp/backend/error.log"; do
-            if [[ -s "$f" ]]; then
-                log "---- last lines of ${f#"$tmp"/} ----"
-                tail -n 20 "$f" >&2
-            fi
-        done
-    fi
-    if [[ "${KEEP_TMP:-0}" == 1 ]]; then
-        log "keeping temporary directory $tmp"
-    else
-        rm -rf "$tmp"
-    fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+FAILURE_LOGS=(meridian.log nginx-proxy/error.log haproxy.log backend/error.log)
+make_tmp meridian-l7
 
 # ---------------------------------------------------------------- helpers
-port_in_use() { # true if something listens on TCP or UDP $1
-    command -v ss >/dev/null 2>&1 || return 1
-    [[ -n "$(ss -Hlnut "( sport = :$1 )" 2>/dev/null)" ]]
-}
-
 fetch() { # fetch PORT: the body of GET FILE_PATH, or nothing
     curl -sS --max-time 2 --noproxy '*' "http://$ADDR:$1$FILE_PATH" 2>/dev/null || true
 }
 
+serves_file() { [[ "$(fetch "$1")" == "$body" ]]; } # serves_file PORT
+
 wait_ready() { # wait_ready NAME PID PORT: poll GET FILE_PATH for ~10 s (wall clock)
-    local name="$1" pid="$2" port="$3" deadline=$((SECONDS + 10))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
-        if [[ "$(fetch "$port")" == "$body" ]]; then
-            log "$name serves $FILE_PATH on $ADDR:$port"
-            return 0
-        fi
-        sleep 0.25
-    done
-    die "$name did not serve $FILE_PATH on $ADDR:$port within ~10 s"
-}
-
-cpu_ticks() { # utime+stime (all threads) of PID and its children processes, in clock ticks
-    local total=0 p t
-    for p in "$1" $(pgrep -P "$1" 2>/dev/null || true); do
-        t="$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)"
-        total=$((total + t))
-    done
-    echo "$total"
-}
-
-median() { # median of the arguments, to DIGITS (default 2) decimals
-    printf '%s\n' "$@" | sort -g | awk -v d="${DIGITS:-2}" '{ v[NR] = $1 } END {
-        if (NR == 0) { print 0; exit }
-        if (NR % 2) m = v[(NR + 1) / 2]
-        else m = (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.*f\n", d, m }'
+    if poll_ready "$1" "$2" "" serves_file "$3"; then
+        log "$1 serves $FILE_PATH on $ADDR:$3"
+        return 0
+    fi
+    die "$1 did not serve $FILE_PATH on $ADDR:$3 within ~10 s"
 }
 
 to_ms() { # to_ms "1.52ms" | "850.00us" | "1.02s" -> milliseconds
@@ -206,43 +118,7 @@ to_ms() { # to_ms "1.52ms" | "850.00us" | "1.02s" -> milliseconds
         else print "nan" }'
 }
 
-CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
-
 NCPU="$(nproc 2>/dev/null || echo 1)"
-
-system_busy_ticks() { # busy (non-idle) clock ticks of all CPUs since boot
-    awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-
-# Sets CHILD_TICKS to the user+system CPU of this shell's waited-for children
-# (wrk), in clock ticks. `times` must run in this shell, not in a subshell
-# (a forked subshell has no children of its own yet), hence the file.
-children_ticks() {
-    times >"$tmp/times.out"
-    CHILD_TICKS="$(awk -v hz="$CLK_TCK" 'NR == 2 { t = 0
-        for (i = 1; i <= 2; i++) { split($i, p, "m"); sub(/s$/, "", p[2]); t += p[1] * 60 + p[2] }
-        printf "%.0f", t * hz }' "$tmp/times.out")"
-}
-
-idle_percent() { # share of all CPUs idle over the next second, from /proc/stat
-    local a b
-    a="$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)"
-    sleep 1
-    b="$(awk '/^cpu / { print $5 + $6, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)"
-    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
-        t = y[2] - x[2]; if (t > 0) printf "%.0f", (y[1] - x[1]) * 100 / t; else print 100 }'
-}
-
-check_quiet() { # warn loudly when something else keeps the CPUs busy (numbers would be off)
-    local idle
-    idle="$(idle_percent)"
-    if ((idle < 90)); then
-        log "WARNING: only ${idle}% of the CPUs were idle just now ($1): other work competes with"
-        log "         the benchmark, so absolute figures are low and the ratios noisier"
-        busy_warnings+=("$1: ${idle}% idle")
-    fi
-}
-busy_warnings=()
 
 # run_wrk NAME PID PORT SECONDS OUTFILE
 # Sets globals R_RPS (rounded), R_P50/R_P99 (ms), R_ERR (socket errors +
@@ -255,8 +131,8 @@ run_wrk() {
     local t0 t1 b0 b1 w0 w1 s0 s1
     R_RPS="" R_P50="" R_P99="" R_ERR="" R_CPU="" R_OTHER=""
     kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) is no longer running"
-    t0="$(cpu_ticks "$pid")"
-    b0="$(cpu_ticks "$backend_pid")"
+    t0="$(cpu_ticks_tree "$pid")"
+    b0="$(cpu_ticks_tree "$backend_pid")"
     children_ticks
     w0="$CHILD_TICKS"
     s0="$(system_busy_ticks)"
@@ -265,8 +141,8 @@ run_wrk() {
     wrk_pid=$!
     wait "$wrk_pid" || rc=$?
     wrk_pid=""
-    t1="$(cpu_ticks "$pid")"
-    b1="$(cpu_ticks "$backend_pid")"
+    t1="$(cpu_ticks_tree "$pid")"
+    b1="$(cpu_ticks_tree "$backend_pid")"
     children_ticks
     w1="$CHILD_TICKS"
     s1="$(system_busy_ticks)"
@@ -287,8 +163,7 @@ run_wrk() {
     R_P50="$(to_ms "$p50")"
     R_P99="$(to_ms "$p99")"
     R_ERR="$errors"
-    R_CPU="$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$requests" \
-        'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "n/a" }')"
+    R_CPU="$(cpu_us_per "$((t1 - t0))" "$requests")"
 }
 
 port_of() { # port_of PROXY
@@ -308,20 +183,9 @@ pid_of() { # pid_of PROXY
 }
 
 # ---------------------------------------------------------------- meridian binary
-if [[ -n "${MERIDIAN_BIN:-}" ]]; then
-    [[ -x "$MERIDIAN_BIN" ]] || usage_die "MERIDIAN_BIN=$MERIDIAN_BIN is not an executable file"
-else
-    log "building meridian: cargo build --release (in $REPO_ROOT)"
-    (cd "$REPO_ROOT" && cargo build --release) || die "cargo build --release failed"
-    MERIDIAN_BIN="${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/meridian"
-    [[ -x "$MERIDIAN_BIN" ]] || die "build succeeded but $MERIDIAN_BIN does not exist"
-fi
-
-for p in "${ports[@]}"; do
-    if port_in_use "$p"; then
-        usage_die "port $p is already in use on this host; pick others with BACKEND_PORT/MERIDIAN_PORT/NGINX_PORT/HAPROXY_PORT/DNS_PORT"
-    fi
-done
+meridian_build
+require_free_ports "pick others with BACKEND_PORT/MERIDIAN_PORT/NGINX_PORT/HAPROXY_PORT/DNS_PORT" \
+    "$BACKEND_PORT" "$MERIDIAN_PORT" "$NGINX_PORT" "$HAPROXY_PORT" "$DNS_PORT"
 
 # ---------------------------------------------------------------- configs
 # nginx workers drop to `user` only when the master runs as root; the temp
@@ -458,9 +322,7 @@ nginx -p "$tmp/backend" -c "$tmp/backend/nginx.conf" -e "$tmp/backend/error.log"
 backend_pid=$!
 wait_ready "backend nginx" "$backend_pid" "$BACKEND_PORT"
 
-log "starting meridian: $MERIDIAN_BIN serve --config $tmp/meridian.toml"
-"$MERIDIAN_BIN" serve --config "$tmp/meridian.toml" >"$tmp/meridian.log" 2>&1 &
-meridian_pid=$!
+start_meridian "$tmp/meridian.toml"
 log "starting nginx proxy (worker_processes 2)"
 nginx -p "$tmp/nginx-proxy" -c "$tmp/nginx-proxy/nginx.conf" -e "$tmp/nginx-proxy/error.log" &
 nginx_pid=$!
@@ -523,28 +385,25 @@ declare -A med_rps=() med_p50=() med_p99=() med_cpu=() sum_err=()
 for s in "${PROXIES[@]}"; do
     read -r -a v <<<"${rps[$s]}"
     ((${#v[@]} == ROUNDS)) || die "missing results for $s"
-    med_rps[$s]="$(DIGITS=0 median "${v[@]}")"
+    med_rps[$s]="$(median 0 "${v[@]}")"
     read -r -a v <<<"${p50[$s]}"
-    med_p50[$s]="$(DIGITS=3 median "${v[@]}")"
+    med_p50[$s]="$(median 3 "${v[@]}")"
     read -r -a v <<<"${p99[$s]}"
-    med_p99[$s]="$(DIGITS=3 median "${v[@]}")"
+    med_p99[$s]="$(median 3 "${v[@]}")"
     read -r -a v <<<"${cpu[$s]}"
-    med_cpu[$s]="$(median "${v[@]}")"
+    med_cpu[$s]="$(median 2 "${v[@]}")"
     read -r -a v <<<"${err[$s]}"
     sum_err[$s]="$(printf '%s\n' "${v[@]}" | awk '{ n += $1 } END { print n + 0 }')"
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "nan" }'; }
 ratio_nginx="$(ratio "${med_rps[meridian]}" "${med_rps[nginx]}")"
 ratio_haproxy="$(ratio "${med_rps[meridian]}" "${med_rps[haproxy]}")"
 p99_ratio_nginx="$(ratio "${med_p99[meridian]}" "${med_p99[nginx]}")"
 p99_ratio_haproxy="$(ratio "${med_p99[meridian]}" "${med_p99[haproxy]}")"
-ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
-pass() { if "$@"; then echo PASS; else echo FAIL; fi; }
-bar_rps_nginx="$(pass ge "${med_rps[meridian]}" "${med_rps[nginx]}")"
-bar_p99_nginx="$(pass ge "${med_p99[nginx]}" "${med_p99[meridian]}")"
-bar_rps_haproxy="$(pass ge "${med_rps[meridian]}" "${med_rps[haproxy]}")"
-bar_p99_haproxy="$(pass ge "${med_p99[haproxy]}" "${med_p99[meridian]}")"
+bar_rps_nginx="$(verdict at_least "${med_rps[meridian]}" "${med_rps[nginx]}")"
+bar_p99_nginx="$(verdict at_most "${med_p99[meridian]}" "${med_p99[nginx]}")"
+bar_rps_haproxy="$(verdict at_least "${med_rps[meridian]}" "${med_rps[haproxy]}")"
+bar_p99_haproxy="$(verdict at_most "${med_p99[meridian]}" "${med_p99[haproxy]}")"
 
 # ---------------------------------------------------------------- report
 echo
