@@ -1,5 +1,5 @@
 //! The admin HTTP API: status, overrides, drills, explain, reload and metrics, as JSON over
-//! HTTP/1.1 (axum), versioned under `/v1/`.
+//! HTTP/1.1 (axum), versioned under `/v1/`, and the operator dashboard at `/dashboard`.
 //!
 //! The API reaches the server through the [`Control`] trait, so [`router`] can be driven by
 //! `tower::ServiceExt::oneshot` in tests without a socket, and [`serve`] takes an already-bound
@@ -18,7 +18,15 @@
 //!   `Authorization: Bearer TOKEN`.
 //! - The header `X-Meridian-Actor` names who asks (default `api`); the monitor writes it into
 //!   its audit log lines (target `meridian::audit`).
+//! - A browser may not change anything from another site: a write whose `Origin` is not the
+//!   API's own is refused (403 `cross_origin`). Without a token, a request must also name a
+//!   loopback host (`Host: 127.0.0.1:8053`, `localhost`, `[::1]`), so a web page cannot reach
+//!   the API through a name of its own that resolves to loopback (403 `bad_host`).
+//! - The dashboard (`/dashboard` and its assets under `/dashboard/`) is static and holds no
+//!   data, so it is served without a token; the page asks for the token when the API answers
+//!   401 and sends it as `Authorization: Bearer` on every call it makes.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::net::IpAddr;
@@ -30,9 +38,9 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post, put};
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
@@ -50,7 +58,7 @@ use crate::health::monitor::{
 };
 use crate::server::{ReloadSummary, RunningServer};
 use crate::snapshot::{LoadError, Snapshot};
-use crate::telemetry::escape;
+use crate::telemetry::{NO_REGION, escape};
 
 /// What the API needs from a running server.
 pub trait Control: Send + Sync + 'static {
@@ -159,11 +167,19 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/explain", get(explain_name))
         .route("/v1/reload", post(reload))
         .route("/v1/services/{name}/failback", post(failback))
+        .route("/v1/answers", get(answers))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize));
-    // Added after the layer, so it is not wrapped by it: liveness needs no token.
-    protected.route("/healthz", get(healthz)).with_state(state)
+    // Added after the layer, so they are not wrapped by it: liveness needs no token, and the
+    // dashboard's static files hold no data (the page asks for the token itself).
+    protected
+        .route("/healthz", get(healthz))
+        .route("/", get(to_dashboard))
+        .route("/dashboard", get(dashboard_page))
+        .route("/dashboard/", get(to_dashboard))
+        .route("/dashboard/{asset}", get(dashboard_asset))
+        .with_state(state)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then lets requests in flight
@@ -383,8 +399,12 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// Checks the bearer token (when one is configured) before the request goes on.
+/// Checks where the request comes from and the bearer token (when one is configured) before
+/// the request goes on.
 async fn authorize(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Err(refused) = check_origin(request.method(), request.headers(), state.token.is_none()) {
+        return refused.into_response();
+    }
     if let Some(token) = &state.token {
         let given = request
             .headers()
@@ -402,6 +422,63 @@ async fn authorize(State(state): State<ApiState>, request: Request, next: Next) 
         }
     }
     next.run(request).await
+}
+
+/// Refuses what a web page of another site could make a browser send: a write whose `Origin`
+/// is not this API's own address, and, when the API is `open` (no token), any request that
+/// names a host other than a loopback one (a name that resolves to loopback, as in DNS
+/// rebinding). Requests without these headers (curl, the CLI, tests) pass.
+fn check_origin(method: &Method, headers: &HeaderMap, open: bool) -> Result<(), ApiError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok());
+    if open
+        && let Some(host) = host
+        && !loopback_host(host)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "bad_host",
+            format!(
+                "Host {host:?} is not a loopback address: without admin.token_file the API \
+                 answers only requests to 127.0.0.1, [::1] or localhost"
+            ),
+        ));
+    }
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let same = host.is_some_and(|host| {
+        ["http://", "https://"].iter().any(|scheme| {
+            origin
+                .strip_prefix(scheme)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+        })
+    });
+    if safe || same {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        "cross_origin",
+        format!(
+            "a {method} from the web page at {origin:?} is refused: changes are accepted only from \
+             the API's own origin (the dashboard) or from clients that send no Origin header"
+        ),
+    ))
+}
+
+/// Whether a `Host` header value (`name[:port]`, `[v6]:port`) names this machine's loopback.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|addr| addr.is_loopback())
 }
 
 /// The token of an `Authorization: Bearer TOKEN` value.
@@ -524,6 +601,82 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryArgs<T> {
 /// `GET /healthz`: the process is alive.
 async fn healthz() -> Response {
     json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+/// The dashboard's page: markup only; its script fetches every figure from the API.
+const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");
+
+/// The dashboard's other files, served under `/dashboard/`: name, content type, content.
+const DASHBOARD_ASSETS: [(&str, &str, &str); 4] = [
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("dashboard/app.js"),
+    ),
+    (
+        "world.js",
+        "text/javascript; charset=utf-8",
+        include_str!("dashboard/world.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("dashboard/style.css"),
+    ),
+    (
+        "icon.svg",
+        "image/svg+xml",
+        include_str!("dashboard/icon.svg"),
+    ),
+];
+
+/// What the dashboard may load: its own files and its own API, nothing from elsewhere, no
+/// inline script, and no framing by other sites.
+const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// `GET /` and `GET /dashboard/`: to the dashboard.
+async fn to_dashboard() -> Redirect {
+    Redirect::to("/dashboard")
+}
+
+/// `GET /dashboard`: the operator dashboard's page.
+async fn dashboard_page() -> Response {
+    static_file("text/html; charset=utf-8", DASHBOARD_HTML)
+}
+
+/// `GET /dashboard/{asset}`: one of its scripts, its style sheet or its icon.
+async fn dashboard_asset(Param(name): Param<String>) -> Result<Response, ApiError> {
+    DASHBOARD_ASSETS
+        .iter()
+        .find(|(asset, _, _)| *asset == name)
+        .map(|(_, content_type, body)| static_file(content_type, body))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("the dashboard has no file {name:?}"),
+            )
+        })
+}
+
+/// A static file of the dashboard, with headers that keep browsers from guessing its type,
+/// sending referrers, caching a stale copy, or letting another site frame it.
+fn static_file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /readyz`: every monitor has been probed once.
@@ -679,29 +832,44 @@ struct RegionView {
     monitors: Vec<TargetReport>,
     /// The drill running on it, if any.
     drill: Option<u64>,
+    /// Where it is, `[latitude, longitude]` in degrees, as configured.
+    location: Option<(f64, f64)>,
 }
 
 /// Every region in region-id order, merged from the monitor's three views (each taken under
-/// its own lock, so a change between them can show in one and not yet in another).
-fn region_views(monitor: &Monitor) -> (u64, Vec<RegionView>) {
+/// its own lock, so a change between them can show in one and not yet in another), with the
+/// configured locations of `snapshot`.
+fn region_views(monitor: &Monitor, snapshot: &Snapshot) -> (u64, Vec<RegionView>) {
     let reports = monitor.status();
     let book = monitor.book();
+    let config = snapshot.config.as_deref();
     let views = monitor
         .regions()
         .into_iter()
-        .map(|control| view_of(control, &reports, &book.drills))
+        .map(|control| {
+            let location = config
+                .and_then(|config| config.regions.iter().find(|r| r.name == control.name))
+                .and_then(|region| region.location);
+            view_of(control, &reports, &book.drills, location)
+        })
         .collect();
     (book.revision, views)
 }
 
 /// One region's view.
-fn view_of(control: RegionControl, reports: &[RegionReport], drills: &[Drill]) -> RegionView {
+fn view_of(
+    control: RegionControl,
+    reports: &[RegionReport],
+    drills: &[Drill],
+    location: Option<(f64, f64)>,
+) -> RegionView {
     let report = reports.iter().find(|report| report.name == control.name);
     let drill = drills
         .iter()
         .find(|drill| drill.region == control.name && drill.state == DrillState::Running)
         .map(|drill| drill.id);
     RegionView {
+        location,
         state: state_name(&control),
         observed_since: report.and_then(|report| report.since),
         history: report
@@ -716,8 +884,8 @@ fn view_of(control: RegionControl, reports: &[RegionReport], drills: &[Drill]) -
 }
 
 /// The view of `name`, or 404 naming the known regions.
-fn one_region(monitor: &Monitor, name: &str) -> Result<(u64, RegionView), ApiError> {
-    let (revision, views) = region_views(monitor);
+fn one_region(control: &dyn Control, name: &str) -> Result<(u64, RegionView), ApiError> {
+    let (revision, views) = region_views(control.monitor(), &control.snapshot());
     let known: Vec<String> = views.iter().map(|view| view.control.name.clone()).collect();
     views
         .into_iter()
@@ -749,6 +917,12 @@ struct ServiceView {
     ttl_degraded: u32,
     /// Held on standby until an operator clears it (manual failback).
     held: bool,
+    /// Weight per region (weighted services only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    weights: BTreeMap<String, u32>,
+    /// Tiers of regions, primaries first (failover services only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tiers: Vec<Vec<String>>,
     /// What it answers now (type A) for each entry of its map (or, without a map, for any
     /// client), decided by the data plane's own policy code.
     answers: Vec<LocationAnswer>,
@@ -846,6 +1020,28 @@ fn service_views(snapshot: &Snapshot, held: &[String]) -> Vec<ServiceView> {
                 ttl: service.ttl,
                 ttl_degraded: service.ttl_degraded,
                 held: held.contains(&name),
+                weights: match &service.policy {
+                    Policy::Weighted { weights, .. } => weights
+                        .iter()
+                        .filter_map(|(&region, &weight)| {
+                            Some((snapshot.regions.get(usize::from(region))?.clone(), weight))
+                        })
+                        .collect(),
+                    _ => BTreeMap::new(),
+                },
+                tiers: match &service.policy {
+                    Policy::Failover { tiers, .. } => tiers
+                        .iter()
+                        .map(|tier| {
+                            tier.iter()
+                                .filter_map(|&region| {
+                                    snapshot.regions.get(usize::from(region)).cloned()
+                                })
+                                .collect()
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                },
                 name,
             }
         })
@@ -869,8 +1065,8 @@ async fn status(State(state): State<ApiState>) -> Response {
         drills_running: Vec<u64>,
     }
     let monitor = state.control.monitor();
-    let (revision, regions) = region_views(monitor);
     let snapshot = state.control.snapshot();
+    let (revision, regions) = region_views(monitor, &snapshot);
     let held = monitor.held();
     let drills_running = regions.iter().filter_map(|view| view.drill).collect();
     json(
@@ -885,12 +1081,87 @@ async fn status(State(state): State<ApiState>) -> Response {
     )
 }
 
+/// The body of `GET /v1/answers`.
+#[derive(Debug, Serialize)]
+struct AnswerCounts {
+    /// When the counters were read.
+    at: SystemTime,
+    /// Every service, in config order.
+    services: Vec<ServiceAnswers>,
+}
+
+/// The GSLB answers one service has given since the server started.
+#[derive(Debug, Serialize)]
+struct ServiceAnswers {
+    /// The name, absolute.
+    name: String,
+    /// Answers over every region, and those without one.
+    total: u64,
+    /// Per region in region-id order, then `none` (fallback, NODATA and SERVFAIL answers).
+    regions: Vec<RegionAnswers>,
+}
+
+/// Answers that named one region.
+#[derive(Debug, Serialize)]
+struct RegionAnswers {
+    /// The region, or `none`.
+    region: String,
+    /// Answers since start (they carry on across reloads).
+    answers: u64,
+}
+
+/// The cumulative answer counters of every service of `snapshot`; a client takes the
+/// difference of two readings for the current shares.
+fn answer_counts(snapshot: &Snapshot) -> Vec<ServiceAnswers> {
+    let mut services: Vec<_> = snapshot.services.values().collect();
+    services.sort_by_key(|service| service.plan.index);
+    services
+        .into_iter()
+        .map(|service| {
+            let regions: Vec<RegionAnswers> = service
+                .counters
+                .iter()
+                .enumerate()
+                .map(|(index, counters)| RegionAnswers {
+                    region: snapshot
+                        .regions
+                        .get(index)
+                        .cloned()
+                        .unwrap_or_else(|| NO_REGION.to_string()),
+                    answers: counters.total(),
+                })
+                .collect();
+            ServiceAnswers {
+                name: snapshot
+                    .service_names
+                    .get(service.plan.index)
+                    .cloned()
+                    .unwrap_or_default(),
+                total: regions.iter().map(|region| region.answers).sum(),
+                regions,
+            }
+        })
+        .collect()
+}
+
+/// `GET /v1/answers`: GSLB answers per service and region since start.
+async fn answers(State(state): State<ApiState>) -> Response {
+    let snapshot = state.control.snapshot();
+    json(
+        StatusCode::OK,
+        &AnswerCounts {
+            at: SystemTime::now(),
+            services: answer_counts(&snapshot),
+        },
+    )
+}
+
 /// `GET /v1/regions/{region}`.
 async fn region(
     State(state): State<ApiState>,
     Param(name): Param<String>,
 ) -> Result<Response, ApiError> {
-    let (revision, view) = one_region(state.control.monitor(), &name)?;
+    let (revision, view) = one_region(state.control.as_ref(), &name)?;
     Ok(json(
         StatusCode::OK,
         &Changed {
@@ -997,7 +1268,7 @@ async fn set_override(
     };
     let monitor = state.control.monitor();
     let revision = monitor.set_override(&name, request)?;
-    let (_, view) = one_region(monitor, &name)?;
+    let (_, view) = one_region(state.control.as_ref(), &name)?;
     Ok(json(
         StatusCode::OK,
         &Changed {
@@ -1016,7 +1287,7 @@ async fn clear_override(
 ) -> Result<Response, ApiError> {
     let monitor = state.control.monitor();
     let revision = monitor.clear_override(&name, &who, body.revision)?;
-    let (_, view) = one_region(monitor, &name)?;
+    let (_, view) = one_region(state.control.as_ref(), &name)?;
     Ok(json(
         StatusCode::OK,
         &Changed {
@@ -1433,6 +1704,334 @@ mod tests {
         assert_eq!(value["period"], "30s");
         assert_eq!(value["list"][0], "1500ms");
         assert_eq!(value["other"]["more"], 3, "other objects are left alone");
+    }
+
+    /// A server's control side without sockets: a loaded snapshot and its monitor.
+    struct Fixture {
+        /// The served snapshot.
+        cell: Arc<arc_swap::ArcSwap<Snapshot>>,
+        /// The monitor publishing into it.
+        monitor: Monitor,
+        /// Holds the config and zone.
+        _dir: tempfile::TempDir,
+    }
+
+    impl Control for Fixture {
+        fn snapshot(&self) -> Arc<Snapshot> {
+            self.cell.load_full()
+        }
+
+        fn monitor(&self) -> &Monitor {
+            &self.monitor
+        }
+
+        fn reload(&self) -> Result<ReloadSummary, LoadError> {
+            let path = self._dir.path().join("meridian.toml");
+            crate::snapshot::load(&path).map(|_| ReloadSummary {
+                zones: 1,
+                warnings: Vec::new(),
+            })
+        }
+    }
+
+    /// Three regions (two with a location), a geo, a weighted and a failover service; no
+    /// monitors, so every region is up from the start. Must run inside a Tokio runtime.
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("zones")).unwrap();
+        std::fs::write(
+            dir.path().join("zones/example.test.zone"),
+            "$ORIGIN example.test.\n$TTL 300\n@ SOA ns hostmaster 1 7200 900 1209600 60\n\
+             @ NS ns\nns A 192.0.2.1\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("meridian.toml"),
+            r#"
+[dns]
+listen = ["127.0.0.1:0"]
+zones_dir = "zones"
+
+[regions.ap-southeast]
+[regions.eu-west]
+location = [53.35, -6.26]
+[regions.us-east]
+location = [39.04, -77.49]
+
+[maps.world]
+default = ["eu-west", "us-east", "ap-southeast"]
+
+[services."www.example.test"]
+map = "world"
+answers.us-east = ["192.0.2.10"]
+answers.eu-west = ["192.0.2.20"]
+answers.ap-southeast = ["192.0.2.30"]
+
+[services."api.example.test"]
+policy = "weighted"
+weights = { us-east = 3, eu-west = 1 }
+answers.us-east = ["192.0.2.11"]
+answers.eu-west = ["192.0.2.21"]
+
+[services."db.example.test"]
+policy = "failover"
+tiers = [["eu-west", "us-east"], ["ap-southeast"]]
+answers.us-east = ["192.0.2.12"]
+answers.eu-west = ["192.0.2.22"]
+answers.ap-southeast = ["192.0.2.32"]
+"#,
+        )
+        .unwrap();
+        let loaded = crate::snapshot::load(&dir.path().join("meridian.toml")).unwrap();
+        let cell = Arc::new(arc_swap::ArcSwap::from_pointee(loaded.snapshot));
+        let monitor = Monitor::start(&loaded.config, Arc::clone(&cell)).unwrap();
+        Fixture {
+            cell,
+            monitor,
+            _dir: dir,
+        }
+    }
+
+    /// Sends `method path` with `headers` to a router over `fixture`, protected by `token`;
+    /// the status, the headers and the body.
+    async fn send(
+        fixture: &Arc<Fixture>,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let router = router(ApiState {
+            control: Arc::clone(fixture) as Arc<dyn Control>,
+            token: token.map(str::to_string),
+        });
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = router
+            .oneshot(request.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// The JSON of a 200 answer to `GET path`.
+    async fn get_json(fixture: &Arc<Fixture>, path: &str) -> Value {
+        let (status, _, body) = send(fixture, None, "GET", path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn status_shows_locations_weights_and_tiers() {
+        let fixture = Arc::new(fixture());
+        let status = get_json(&fixture, "/v1/status").await;
+        let locations: Vec<(&str, &Value)> = status["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|region| (region["name"].as_str().unwrap(), &region["location"]))
+            .collect();
+        assert_eq!(
+            locations,
+            [
+                ("ap-southeast", &Value::Null),
+                ("eu-west", &serde_json::json!([53.35, -6.26])),
+                ("us-east", &serde_json::json!([39.04, -77.49])),
+            ]
+        );
+        let service = |name: &str| {
+            status["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|service| service["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no service {name} in {status}"))
+        };
+        let weighted = service("api.example.test.");
+        assert_eq!(
+            weighted["weights"],
+            serde_json::json!({"eu-west": 1, "us-east": 3})
+        );
+        assert!(weighted.get("tiers").is_none(), "{weighted}");
+        let failover = service("db.example.test.");
+        assert_eq!(
+            failover["tiers"],
+            serde_json::json!([["eu-west", "us-east"], ["ap-southeast"]])
+        );
+        assert!(failover.get("weights").is_none(), "{failover}");
+        let geo = service("www.example.test.");
+        assert!(
+            geo.get("weights").is_none() && geo.get("tiers").is_none(),
+            "{geo}"
+        );
+        let region = get_json(&fixture, "/v1/regions/us-east").await;
+        assert_eq!(
+            region["region"]["location"],
+            serde_json::json!([39.04, -77.49])
+        );
+    }
+
+    #[tokio::test]
+    async fn answers_count_per_service_and_region() {
+        let fixture = Arc::new(fixture());
+        let snapshot = fixture.snapshot();
+        let counters = |service: &str, region: &str| snapshot.telemetry.answers(service, region);
+        for _ in 0..3 {
+            counters("www.example.test.", "eu-west").count(0);
+        }
+        counters("www.example.test.", "us-east").count(1);
+        counters("api.example.test.", NO_REGION).count(6);
+        let answers = get_json(&fixture, "/v1/answers").await;
+        assert!(
+            answers["at"]
+                .as_str()
+                .and_then(parse_time)
+                .is_some_and(|at| at <= SystemTime::now()),
+            "{answers}"
+        );
+        let names: Vec<&str> = answers["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|service| service["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["api.example.test.", "db.example.test.", "www.example.test."]
+        );
+        let www = &answers["services"][2];
+        assert_eq!(www["total"], 4);
+        assert_eq!(
+            www["regions"],
+            serde_json::json!([
+                {"region": "ap-southeast", "answers": 0},
+                {"region": "eu-west", "answers": 3},
+                {"region": "us-east", "answers": 1},
+                {"region": "none", "answers": 0},
+            ])
+        );
+        let api = &answers["services"][0];
+        assert_eq!(api["total"], 1);
+        assert_eq!(
+            api["regions"][3],
+            serde_json::json!({"region": "none", "answers": 1})
+        );
+        assert_eq!(answers["services"][1]["total"], 0);
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_is_served_without_a_token_and_its_data_is_not() {
+        let fixture = Arc::new(fixture());
+        let token = Some("s3cret");
+        let (status, headers, body) = send(&fixture, token, "GET", "/dashboard", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        let policy = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            policy.contains("default-src 'none'") && policy.contains("script-src 'self'"),
+            "{policy}"
+        );
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(body.contains("<script type=\"module\" src=\"/dashboard/app.js\">"));
+        assert!(!body.contains("eu-west"), "the page itself holds no data");
+        for (asset, content_type) in [
+            ("app.js", "text/javascript; charset=utf-8"),
+            ("world.js", "text/javascript; charset=utf-8"),
+            ("style.css", "text/css; charset=utf-8"),
+            ("icon.svg", "image/svg+xml"),
+        ] {
+            let path = format!("/dashboard/{asset}");
+            let (status, headers, body) = send(&fixture, token, "GET", &path, &[]).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+            assert_eq!(headers[header::CONTENT_TYPE], content_type, "{path}");
+            assert!(!body.is_empty(), "{path}");
+        }
+        let (status, _, body) = send(&fixture, token, "GET", "/dashboard/secrets.txt", &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            body.contains(r#"the dashboard has no file \"secrets.txt\""#),
+            "{body}"
+        );
+        for path in ["/", "/dashboard/"] {
+            let (status, headers, _) = send(&fixture, token, "GET", path, &[]).await;
+            assert_eq!(status, StatusCode::SEE_OTHER, "{path}");
+            assert_eq!(headers[header::LOCATION], "/dashboard", "{path}");
+        }
+        for path in ["/v1/status", "/v1/answers", "/v1/drills"] {
+            let (status, _, _) = send(&fixture, token, "GET", path, &[]).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+            let bearer = [("authorization", "Bearer s3cret")];
+            let (status, _, _) = send(&fixture, token, "GET", path, &bearer).await;
+            assert_eq!(status, StatusCode::OK, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn browsers_cannot_change_anything_from_another_site() {
+        let fixture = Arc::new(fixture());
+        let path = "/v1/regions/eu-west/override";
+        // A page elsewhere posting to the API: refused before the token is even looked at.
+        let foreign = [
+            ("host", "127.0.0.1:8053"),
+            ("origin", "https://evil.example"),
+        ];
+        for token in [None, Some("s3cret")] {
+            let (status, _, body) = send(&fixture, token, "DELETE", path, &foreign).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+            assert!(body.contains("\"cross_origin\""), "{body}");
+        }
+        // A sandboxed page sends Origin: null.
+        let null = [("host", "127.0.0.1:8053"), ("origin", "null")];
+        let (status, _, _) = send(&fixture, None, "POST", "/v1/reload", &null).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // The dashboard itself (same origin), and clients that send no Origin, may.
+        let own = [
+            ("host", "127.0.0.1:8053"),
+            ("origin", "http://127.0.0.1:8053"),
+        ];
+        let (status, _, body) = send(&fixture, None, "DELETE", path, &own).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _, body) = send(&fixture, None, "DELETE", path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // Reading from elsewhere is left to the browser's same-origin rule.
+        let (status, _, _) = send(&fixture, None, "GET", "/v1/status", &foreign).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn an_open_api_answers_only_loopback_host_names() {
+        let fixture = Arc::new(fixture());
+        for host in [
+            "127.0.0.1:8053",
+            "localhost:8053",
+            "LOCALHOST",
+            "[::1]:8053",
+            "127.1.2.3",
+        ] {
+            let (status, _, body) =
+                send(&fixture, None, "GET", "/v1/status", &[("host", host)]).await;
+            assert_eq!(status, StatusCode::OK, "{host}: {body}");
+        }
+        // A name of the attacker's that resolves to 127.0.0.1 (DNS rebinding).
+        let rebound = [("host", "rebind.evil.example:8053")];
+        let (status, _, body) = send(&fixture, None, "GET", "/v1/status", &rebound).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.contains("\"bad_host\""), "{body}");
+        // With a token, the token is the protection and any name may be used.
+        let (status, _, _) = send(&fixture, Some("s3cret"), "GET", "/v1/status", &rebound).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(loopback_host("[::1]"));
+        assert!(loopback_host("localhost."));
+        assert!(!loopback_host("10.0.0.1:80"));
+        assert!(!loopback_host("localhost.evil.example"));
     }
 
     #[test]
