@@ -4,6 +4,8 @@
 //! index past the end of the slice counts as ineligible, so a short (or empty) mask can never
 //! make an algorithm return a backend the caller did not vouch for. Nothing here allocates.
 
+use super::slow_start::Admission;
+
 /// How many uniform draws the sampling helpers try before falling back to an exact count: with
 /// at least half the pool eligible, 8 draws all miss with probability below 0.4 %, so the O(n)
 /// fallback is rare while the pool is mostly healthy, and the draws stay cheap when it is not.
@@ -41,9 +43,14 @@ pub fn nth(eligible: &[bool], rank: usize, except: Option<usize>) -> Option<usiz
 pub const SHORT_WALK: usize = 64;
 
 /// The owner of the first entry of `owners` at or after `start` (wrapping around) that is an
-/// eligible backend: the "walk on" fallback of ring hash and Maglev. `start` must be below
-/// `owners.len()`, or the walk starts at 0.
-pub fn walk(owners: &[u32], start: usize, eligible: &[bool]) -> Option<usize> {
+/// eligible backend taking the key of `admission` (slow start): the "walk on" fallback of ring
+/// hash and Maglev. `start` must be below `owners.len()`, or the walk starts at 0.
+pub fn walk(
+    owners: &[u32],
+    start: usize,
+    eligible: &[bool],
+    admission: &Admission<'_>,
+) -> Option<usize> {
     let start = if start < owners.len() { start } else { 0 };
     let (before, after) = owners.split_at(start);
     for (step, &owner) in after.iter().chain(before).enumerate() {
@@ -51,7 +58,7 @@ pub fn walk(owners: &[u32], start: usize, eligible: &[bool]) -> Option<usize> {
             return None;
         }
         let owner = owner as usize;
-        if is_eligible(eligible, owner) {
+        if admission.takes(eligible, owner) {
             return Some(owner);
         }
     }
@@ -114,22 +121,25 @@ mod tests {
         assert_eq!(nth(&[false, true, true], 0, Some(1)), Some(2));
         assert_eq!(nth(&[false, true, true], 1, Some(1)), None);
         assert_eq!(
-            walk(&[0, 1, 2], 1, &[true, false, false]),
+            walk(&[0, 1, 2], 1, &[true, false, false], &Admission::ALL),
             Some(0),
             "wraps around"
         );
-        assert_eq!(walk(&[0, 1, 2], 1, &[true, false, true]), Some(2));
-        assert_eq!(walk(&[], 0, &[true]), None);
         assert_eq!(
-            walk(&[2, 2, 1], 7, &[false, true]),
+            walk(&[0, 1, 2], 1, &[true, false, true], &Admission::ALL),
+            Some(2)
+        );
+        assert_eq!(walk(&[], 0, &[true], &Admission::ALL), None);
+        assert_eq!(
+            walk(&[2, 2, 1], 7, &[false, true], &Admission::ALL),
             Some(1),
             "owner 2 is past the mask"
         );
         let long: Vec<u32> = (0..1_000).map(|i| i % 10).collect();
-        assert_eq!(walk(&long, 0, &[false; 10]), None);
+        assert_eq!(walk(&long, 0, &[false; 10], &Admission::ALL), None);
         let mut mask = [false; 10];
         mask[9] = true;
-        assert_eq!(walk(&long, 0, &mask), Some(9));
+        assert_eq!(walk(&long, 0, &mask, &Admission::ALL), Some(9));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub mod seed {
     pub const COOKIE: u64 = 0x636f_6f6b_6965_0001;
     /// The rehash chain of IP hash when the first choice is ineligible.
     pub const REHASH: u64 = 0x7265_6861_7368_0001;
+    /// A key's point for slow start's admission by a ramping backend.
+    pub const SLOW_START: u64 = 0x736c_6f77_5f73_0001;
 }
 
 /// XXH64 prime 1.

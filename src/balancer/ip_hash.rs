@@ -17,9 +17,9 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
-use super::eligible;
 use super::hash::{reduce, seed, xxh64};
 use super::random::WeightedLine;
+use super::slow_start::Ramp;
 
 /// How many times an ineligible choice is re-hashed before the O(n) placement among the
 /// eligible backends: nginx's 20. With half the weight down, all 20 miss about once in a
@@ -41,11 +41,14 @@ impl IpHash {
         }
     }
 
-    /// The backend for `client` (a random one without a client address).
+    /// The backend for `client` (a random one without a client address). Under slow start a
+    /// ramping backend counts as eligible only for the prefixes it takes (see
+    /// [`Ramp::admission`]).
     pub fn select(
         &self,
         client: Option<IpAddr>,
         eligible: &[bool],
+        ramp: &Ramp<'_>,
         rng: &mut fastrand::Rng,
     ) -> Option<usize> {
         let total = self.line.total();
@@ -53,15 +56,16 @@ impl IpHash {
             return None;
         }
         let mut hash = client.map_or_else(|| rng.u64(..), prefix_hash);
+        let admission = ramp.admission(hash, eligible);
         let mut backend = self.line.locate(reduce(hash, total));
         for attempt in 0..REHASHES {
-            if eligible::is_eligible(eligible, backend) {
+            if admission.takes(eligible, backend) {
                 return Some(backend);
             }
             hash = xxh64(&hash.to_le_bytes(), seed::REHASH.wrapping_add(attempt));
             backend = self.line.locate(reduce(hash, total));
         }
-        self.line.among_eligible(eligible, hash)
+        self.line.among_eligible(eligible, &admission, hash)
     }
 }
 
@@ -115,9 +119,13 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(1);
         for octet in 0..=255u8 {
             let client = IpAddr::V4(Ipv4Addr::new(198, 51, octet, 9));
-            let first = mapping.select(Some(client), &[true; 4], &mut rng);
-            let again =
-                IpHash::new(&weights(&[1, 2, 3, 1])).select(Some(client), &[true; 4], &mut rng);
+            let first = mapping.select(Some(client), &[true; 4], &Ramp::NONE, &mut rng);
+            let again = IpHash::new(&weights(&[1, 2, 3, 1])).select(
+                Some(client),
+                &[true; 4],
+                &Ramp::NONE,
+                &mut rng,
+            );
             assert_eq!(first, again);
         }
     }
@@ -126,20 +134,26 @@ mod tests {
     fn edge_cases() {
         let mut rng = fastrand::Rng::with_seed(1);
         let client = Some(ip("203.0.113.5"));
-        assert_eq!(IpHash::new(&[]).select(client, &[], &mut rng), None);
-        let mapping = IpHash::new(&weights(&[1, 1, 1]));
-        assert_eq!(mapping.select(client, &[false; 3], &mut rng), None);
         assert_eq!(
-            mapping.select(client, &[false, false, true], &mut rng),
+            IpHash::new(&[]).select(client, &[], &Ramp::NONE, &mut rng),
+            None
+        );
+        let mapping = IpHash::new(&weights(&[1, 1, 1]));
+        assert_eq!(
+            mapping.select(client, &[false; 3], &Ramp::NONE, &mut rng),
+            None
+        );
+        assert_eq!(
+            mapping.select(client, &[false, false, true], &Ramp::NONE, &mut rng),
             Some(2)
         );
         assert_eq!(
-            mapping.select(None, &[true, false], &mut rng),
+            mapping.select(None, &[true, false], &Ramp::NONE, &mut rng),
             Some(0),
             "no address: random"
         );
         assert_eq!(
-            IpHash::new(&weights(&[7])).select(client, &[true], &mut rng),
+            IpHash::new(&weights(&[7])).select(client, &[true], &Ramp::NONE, &mut rng),
             Some(0)
         );
     }
@@ -165,8 +179,8 @@ mod tests {
                 } else {
                     IpAddr::V6(Ipv6Addr::from(rng.u128(..)))
                 };
-                let before = mapping.select(Some(client), &all, &mut rng);
-                match mapping.select(Some(client), &eligible, &mut rng) {
+                let before = mapping.select(Some(client), &all, &Ramp::NONE, &mut rng);
+                match mapping.select(Some(client), &eligible, &Ramp::NONE, &mut rng) {
                     Some(backend) => {
                         picks[backend] += 1;
                         if let Some(before) = before.filter(|&b| eligible[b]) {

@@ -27,6 +27,7 @@ use std::collections::BinaryHeap;
 use super::BackendSpec;
 use super::eligible;
 use super::hash::{seed, xxh64};
+use super::slow_start::Ramp;
 
 /// The table size unless configured: the paper's 65 537, a prime above 100 times any sensible
 /// pool (the paper's rule, so that one slot more or less is at most 1 % of a share). A larger
@@ -118,15 +119,17 @@ impl Maglev {
 
     /// The eligible backend for a key whose hash is `key_hash`: the owner of slot
     /// `key_hash % M` if eligible, else of the first eligible-owned slot of the key's re-hashes.
-    pub fn select(&self, key_hash: u64, eligible: &[bool]) -> Option<usize> {
+    /// Under slow start, "eligible" also means taking the key (see [`Ramp::admission`]).
+    pub fn select(&self, key_hash: u64, eligible: &[bool], ramp: &Ramp<'_>) -> Option<usize> {
         let size = self.table.len() as u64;
         if size == 0 {
             return None;
         }
+        let admission = ramp.admission(key_hash, eligible);
         let mut slot = key_hash % size;
         for probe in 0..PROBES {
             let owner = self.table[slot as usize] as usize;
-            if eligible::is_eligible(eligible, owner) {
+            if admission.takes(eligible, owner) {
                 return Some(owner);
             }
             slot = xxh64(
@@ -134,7 +137,7 @@ impl Maglev {
                 seed::MAGLEV_PROBE.wrapping_add(probe),
             ) % size;
         }
-        eligible::walk(&self.table, slot as usize, eligible)
+        eligible::walk(&self.table, slot as usize, eligible, &admission)
     }
 }
 
@@ -173,7 +176,7 @@ mod tests {
 
     /// The table's pick for `key`.
     fn pick(maglev: &Maglev, key: &[u8], eligible: &[bool]) -> Option<usize> {
-        maglev.select(xxh64(key, seed::KEY), eligible)
+        maglev.select(xxh64(key, seed::KEY), eligible, &Ramp::NONE)
     }
 
     /// How many slots each backend owns.
@@ -252,7 +255,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(11);
         let mut picks = [0u64; 6];
         for _ in 0..40_000 {
-            picks[maglev.select(rng.u64(..), &mask).unwrap_or(1)] += 1;
+            picks[maglev.select(rng.u64(..), &mask, &Ramp::NONE).unwrap_or(1)] += 1;
         }
         for backend in [0, 2, 3, 5] {
             let share = picks[backend] as f64 / 40_000.0;

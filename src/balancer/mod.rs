@@ -36,6 +36,12 @@
 //! All but the round robins use the `rng` (P2C draws, ties, and a random key for a request
 //! without a `client_ip` or `hash_key`, which thus spreads like `random`).
 //!
+//! Under slow start the caller also passes the weights in effect ([`SelectInput::weights`]):
+//! every weighted algorithm then uses them instead of the configured weights (`random` by an
+//! O(n) walk, its table holding the configured ones), and `ip_hash`, `ring_hash` and `maglev`
+//! keep their tables but let a ramping backend take only a growing fraction of its keys (see
+//! [`slow_start`]). `round_robin` ignores weights and so the ramp.
+//!
 //! # Per-backend data the proxy keeps
 //!
 //! - **eligible** (`bool`): healthy (the health state machine's observation) *and* enabled
@@ -93,6 +99,7 @@ pub mod proxy;
 mod random;
 mod ring_hash;
 mod round_robin;
+pub mod slow_start;
 
 pub use cookie::TOKEN_LEN as COOKIE_TOKEN_LEN;
 pub use least_response_time::PeakEwma;
@@ -105,6 +112,7 @@ use maglev::Maglev;
 use random::WeightedLine;
 use ring_hash::Ring;
 use round_robin::{RoundRobin, SmoothWeighted};
+use slow_start::Ramp;
 
 /// The most backends one pool may have: far above any real pool (so reaching it is a
 /// configuration mistake), and low enough that backend indices fit the `u32` tables and the
@@ -298,6 +306,10 @@ pub struct SelectInput<'a> {
     pub cookie: Option<&'a str>,
     /// The current time (`least_response_time`).
     pub now: Instant,
+    /// Slow start: each backend's weight in effect, in units of 1/[`slow_start::SCALE`] of a
+    /// configured weight unit ([`slow_start::effective_weight`]). Empty, or shorter than the
+    /// pool: the configured weights (no backend ramps).
+    pub weights: &'a [NonZeroU32],
 }
 
 impl<'a> SelectInput<'a> {
@@ -311,6 +323,7 @@ impl<'a> SelectInput<'a> {
             hash_key: None,
             cookie: None,
             now,
+            weights: &[],
         }
     }
 }
@@ -496,13 +509,22 @@ impl Selector {
         input: &SelectInput<'_>,
         rng: &mut fastrand::Rng,
     ) -> Option<usize> {
-        let weights = &self.weights;
+        let ramping = !input.weights.is_empty() && input.weights.len() >= self.len();
+        let (weights, ramp) = if ramping {
+            let effective = &input.weights[..self.len()];
+            (effective, Ramp::new(&self.weights, effective))
+        } else {
+            (&self.weights[..], Ramp::NONE)
+        };
         let key_hash = |rng: &mut fastrand::Rng| match input.hash_key {
             Some(key) => hash::xxh64(key, hash::seed::KEY),
             None => rng.u64(..),
         };
         match &self.placement {
             Placement::RoundRobin(rotation) => rotation.select(eligible),
+            Placement::WeightedRoundRobin(schedule) if ramping => {
+                schedule.select_weighted(eligible, weights)
+            }
             Placement::WeightedRoundRobin(schedule) => schedule.select(eligible),
             Placement::LeastConnections => {
                 least_connections::select(eligible, input.outstanding, weights, rng)
@@ -518,10 +540,11 @@ impl Selector {
                 input.now,
                 rng,
             ),
+            Placement::Random(line) if ramping => line.select_weighted(eligible, weights, rng),
             Placement::Random(line) => line.select(eligible, rng),
-            Placement::IpHash(mapping) => mapping.select(input.client_ip, eligible, rng),
-            Placement::RingHash(ring) => ring.select(key_hash(rng), eligible),
-            Placement::Maglev(table) => table.select(key_hash(rng), eligible),
+            Placement::IpHash(mapping) => mapping.select(input.client_ip, eligible, &ramp, rng),
+            Placement::RingHash(ring) => ring.select(key_hash(rng), eligible, &ramp),
+            Placement::Maglev(table) => table.select(key_hash(rng), eligible, &ramp),
         }
     }
 }
@@ -797,13 +820,16 @@ pub(crate) mod tests {
         );
     }
 
-    /// An input drawing every field from `rng`, with `eligible` as the mask.
+    /// An input drawing every field from `rng`, with `eligible` as the mask and `weights` as
+    /// the weights in effect (half the time).
+    #[expect(clippy::too_many_arguments, reason = "one argument per input field")]
     fn random_input<'a>(
         eligible: &'a [bool],
         outstanding: &'a [u32],
         latency: &'a [PeakEwma],
         key: &'a [u8],
         cookie: Option<&'a str>,
+        weights: &'a [NonZeroU32],
         now: Instant,
         rng: &mut fastrand::Rng,
     ) -> SelectInput<'a> {
@@ -815,7 +841,138 @@ pub(crate) mod tests {
             hash_key: rng.bool().then_some(key),
             cookie,
             now,
+            weights: if rng.bool() { weights } else { &[] },
         }
+    }
+
+    /// How often backend `index` of `selector` is picked among `picks` requests with random
+    /// keys and client addresses, the weights in effect `weights` (empty: none) and an idle,
+    /// fully eligible pool.
+    fn share(
+        selector: &Selector,
+        index: usize,
+        weights: &[NonZeroU32],
+        picks: u32,
+        rng: &mut fastrand::Rng,
+    ) -> f64 {
+        let eligible = vec![true; selector.len()];
+        let now = Instant::now();
+        let mut hits = 0u32;
+        for _ in 0..picks {
+            let key = rng.u64(..).to_le_bytes();
+            let input = SelectInput {
+                client_ip: Some(IpAddr::from(rng.u32(..).to_be_bytes())),
+                hash_key: Some(&key),
+                weights,
+                ..SelectInput::new(&eligible, now)
+            };
+            if selector.select(&input, rng).map(|pick| pick.backend) == Some(index) {
+                hits += 1;
+            }
+        }
+        f64::from(hits) / f64::from(picks)
+    }
+
+    /// Under slow start, a backend that just became eligible again takes a share that grows
+    /// over the window, starts well below its steady share, and ends at exactly the share it
+    /// has without slow start, under every algorithm that reads weights. For the weighted
+    /// algorithms without load (where the share follows the weights) the share is the weight
+    /// in effect over the total; for the hashing ones, the ramp's fraction of the steady share.
+    #[test]
+    fn slow_start_share_grows_to_the_steady_share() {
+        const PICKS: u32 = 10_000;
+        let configured = [1u32, 3, 2];
+        let pool = backends(&configured);
+        let (from, window) = (5_000u64, 10_000u64);
+        for algorithm in Algorithm::ALL {
+            if algorithm == Algorithm::RoundRobin {
+                continue;
+            }
+            let options = Options {
+                maglev_table_size: 4_099,
+                ..Options::default()
+            };
+            let selector = Selector::with_options(algorithm, &pool, &options)
+                .unwrap_or_else(|error| panic!("{error}"));
+            let mut rng = fastrand::Rng::with_seed(29);
+            let steady = share(&selector, 1, &[], PICKS, &mut rng);
+            let mut shares = Vec::new();
+            for step in 0..=10 {
+                let now = from + window * step / 10;
+                let weights: Vec<NonZeroU32> = pool
+                    .iter()
+                    .enumerate()
+                    .map(|(index, backend)| {
+                        let ramp_from = if index == 1 { from } else { 0 };
+                        slow_start::effective_weight(backend.weight, ramp_from, now, window)
+                    })
+                    .collect();
+                let got = share(&selector, 1, &weights, PICKS, &mut rng);
+                let total: u32 = weights.iter().map(|weight| weight.get()).sum();
+                let fraction = f64::from(weights[1].get()) / f64::from(3 * slow_start::SCALE);
+                let model = match algorithm {
+                    Algorithm::WeightedRoundRobin
+                    | Algorithm::Cookie
+                    | Algorithm::LeastConnections
+                    | Algorithm::Random => Some(f64::from(weights[1].get()) / f64::from(total)),
+                    Algorithm::IpHash | Algorithm::RingHash | Algorithm::Maglev => {
+                        Some(fraction * steady)
+                    }
+                    _ => None,
+                };
+                if let Some(model) = model {
+                    assert!(
+                        (got - model).abs() < 0.025,
+                        "{algorithm} at step {step}: share {got:.3}, model {model:.3}"
+                    );
+                }
+                shares.push(got);
+            }
+            for pair in shares.windows(2) {
+                assert!(
+                    pair[1] >= pair[0] - 0.025,
+                    "{algorithm}: the share fell: {shares:.3?}"
+                );
+            }
+            assert!(
+                shares[0] < steady / 2.0,
+                "{algorithm}: starts at {:.3} of a steady {steady:.3}",
+                shares[0]
+            );
+            assert!(
+                (shares[10] - steady).abs() < 0.025,
+                "{algorithm}: ends at {:.3} of a steady {steady:.3}",
+                shares[10]
+            );
+        }
+    }
+
+    #[test]
+    fn weights_shorter_than_the_pool_are_ignored() {
+        let first = selector(Algorithm::WeightedRoundRobin, &[5, 1, 1]);
+        let eligible = [true; 3];
+        let short = [NonZeroU32::MIN; 2];
+        let input = SelectInput {
+            weights: &short,
+            ..SelectInput::new(&eligible, Instant::now())
+        };
+        let mut rng = fastrand::Rng::with_seed(0);
+        let picks: String = (0..7)
+            .filter_map(|_| first.select(&input, &mut rng))
+            .map(|pick| char::from(b'a' + pick.backend as u8))
+            .collect();
+        assert_eq!(picks, "aabacaa");
+        let scaled = [5, 1, 1].map(|w| NonZeroU32::new(w * slow_start::SCALE).unwrap());
+        let input = SelectInput {
+            weights: &scaled,
+            ..SelectInput::new(&eligible, Instant::now())
+        };
+        let fresh = selector(Algorithm::WeightedRoundRobin, &[5, 1, 1]);
+        let picks: String = (0..7)
+            .filter_map(|_| fresh.select(&input, &mut rng))
+            .map(|pick| char::from(b'a' + pick.backend as u8))
+            .collect();
+        assert_eq!(picks, "aabacaa", "full weights in effect: nginx's sequence");
     }
 
     proptest! {
@@ -836,6 +993,9 @@ pub(crate) mod tests {
                 .map(|i| PeakEwma::new(std::time::Duration::from_millis(i + 1), PeakEwma::DEFAULT_DECAY, now))
                 .collect();
             let any_eligible = eligible.iter().take(pool.len()).any(|&ok| ok);
+            let effective: Vec<NonZeroU32> = (0..pool.len())
+                .map(|index| NonZeroU32::new(seed.rotate_left(index as u32) as u32 % 5_000 + 1).unwrap_or(NonZeroU32::MIN))
+                .collect();
             let mut rng = fastrand::Rng::with_seed(seed);
             for algorithm in Algorithm::ALL {
                 let options = Options { maglev_table_size: 211, ..Options::default() };
@@ -845,7 +1005,7 @@ pub(crate) mod tests {
                 for _ in 0..12 {
                     let key = rng.u64(..).to_le_bytes();
                     let cookie = token.as_deref().filter(|_| rng.bool());
-                    let input = random_input(&eligible, &outstanding, &latency, &key, cookie, now, &mut rng);
+                    let input = random_input(&eligible, &outstanding, &latency, &key, cookie, &effective, now, &mut rng);
                     match selector.select(&input, &mut rng) {
                         Some(pick) => {
                             prop_assert!(pick.backend < pool.len(), "{}", algorithm);

@@ -5,7 +5,17 @@
 //! A [`Topology`] is built from the config and swapped in whole (`ArcSwap`); the request path
 //! only loads it. A backend's state lives in an [`Arc<Backend>`] keyed by address, so a reload
 //! that keeps a backend keeps its health, its load and its outstanding requests. A set's
-//! [`Selector`] is rebuilt only when the set's backends or weights (or the algorithm) change.
+//! [`Selector`] is rebuilt only when the set's backends or weights (or the algorithm, or
+//! whether slow start is on) change.
+//!
+//! Slow start: each backend keeps the moment its ramp started (`ramp_from_ms`, an atomic):
+//! when its active checks rise, when its ejection ends, when it is undrained, when a reload
+//! adds it. A pick reads it, with the other per-backend atomics, and hands the weights in
+//! effect to the selector; the backends a pool starts with do not ramp.
+//!
+//! Draining: a drained backend takes no new requests; the ones in flight get the balancer's
+//! `drain_timeout` to finish (`drain_until_ms`), after which the proxy cuts off what is left
+//! (see [`super::proxy`]).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,8 +29,9 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 use http::uri::Authority;
 
+use super::slow_start;
 use super::{Algorithm, PeakEwma, SelectInput, Selector};
-use crate::config::{BalancerConfig, HashKey, OutlierConfig};
+use crate::config::{BalancerConfig, HashKey, OutlierConfig, RouteConfig};
 use crate::health::probe::Prober;
 use crate::health::state::{TargetState, Thresholds};
 
@@ -41,6 +52,11 @@ fn ms_since_epoch(now: Instant) -> u64 {
     u64::try_from(now.saturating_duration_since(epoch).as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
+}
+
+/// `duration` in whole milliseconds (saturating).
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Locks `mutex`, ignoring poisoning (the data are counters and estimates, always consistent).
@@ -64,6 +80,13 @@ pub struct Backend {
     healthy: AtomicBool,
     /// Passive ejection deadline in [`now_ms`] milliseconds; 0: not ejected.
     ejected_until: AtomicU64,
+    /// When the backend last became eligible again, in [`now_ms`] milliseconds (the end of its
+    /// last ejection may lie ahead); 0: never (it started eligible). Slow start ramps its
+    /// weight from here.
+    ramp_from_ms: AtomicU64,
+    /// While drained: when its requests in flight are cut off, in [`now_ms`] milliseconds;
+    /// 0: not drained.
+    drain_until_ms: AtomicU64,
     /// Requests sent and not yet finished.
     outstanding: AtomicU32,
     /// Response-header latency estimate.
@@ -79,8 +102,9 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// A new, enabled, healthy backend at `addr`.
-    fn new(addr: SocketAddr) -> Self {
+    /// A new, enabled, healthy backend at `addr`, whose slow start ramp starts at
+    /// `ramp_from_ms` ([`now_ms`] milliseconds; 0: no ramp).
+    fn new(addr: SocketAddr, ramp_from_ms: u64) -> Self {
         let authority = Authority::try_from(addr.to_string().as_str())
             .unwrap_or_else(|_| Authority::from_static("invalid"));
         let host = if addr.port() == 80 {
@@ -97,6 +121,8 @@ impl Backend {
             enabled: AtomicBool::new(true),
             healthy: AtomicBool::new(true),
             ejected_until: AtomicU64::new(0),
+            ramp_from_ms: AtomicU64::new(ramp_from_ms),
+            drain_until_ms: AtomicU64::new(0),
             outstanding: AtomicU32::new(0),
             latency: Mutex::new(PeakEwma::with_defaults(Instant::now())),
             outlier: Mutex::new(OutlierState::default()),
@@ -139,6 +165,50 @@ impl Backend {
     /// Whether it is ejected now.
     pub fn is_ejected_now(&self) -> bool {
         self.is_ejected(now_ms())
+    }
+
+    /// Whether slow start, with a ramp of `window`, still holds its weight down now.
+    pub fn is_ramping(&self, window: Duration) -> bool {
+        slow_start::is_ramping(
+            self.ramp_from_ms.load(Ordering::Relaxed),
+            now_ms(),
+            duration_ms(window),
+        )
+    }
+
+    /// It became eligible again at `at_ms` (or will, at the end of an ejection): slow start
+    /// ramps from there, unless a later ramp start is already recorded.
+    fn ramp_from(&self, at_ms: u64) {
+        self.ramp_from_ms.fetch_max(at_ms, Ordering::Relaxed);
+    }
+
+    /// Stops new requests (admin intent) with the requests in flight to be cut off at
+    /// `deadline_ms`; returns whether it was enabled. Draining a drained backend keeps the
+    /// first deadline.
+    fn drain(&self, deadline_ms: u64) -> bool {
+        let was_enabled = self.enabled.swap(false, Ordering::Relaxed);
+        if was_enabled {
+            self.drain_until_ms.store(deadline_ms, Ordering::Relaxed);
+        }
+        was_enabled
+    }
+
+    /// Lets it take new requests again at `now_ms`; a drained backend ramps up from there.
+    /// Returns whether it was drained.
+    fn undrain(&self, now_ms: u64) -> bool {
+        let was_drained = !self.enabled.swap(true, Ordering::Relaxed);
+        if was_drained {
+            self.drain_until_ms.store(0, Ordering::Relaxed);
+            self.ramp_from(now_ms);
+        }
+        was_drained
+    }
+
+    /// Whether it is drained and its drain timeout has passed at `now`: what is still in flight
+    /// there is to be cut off.
+    pub fn drain_expired(&self, now: Instant) -> bool {
+        let until = self.drain_until_ms.load(Ordering::Relaxed);
+        until != 0 && ms_since_epoch(now) >= until && !self.is_enabled()
     }
 
     /// Requests in flight.
@@ -185,7 +255,8 @@ impl Backend {
         let now = Instant::now();
         let ejection = lock(&self.outlier).record(ok, config, now);
         if let Some(length) = ejection {
-            let until = now_ms().saturating_add(u64::try_from(length.as_millis()).unwrap_or(0));
+            let until = now_ms().saturating_add(duration_ms(length));
+            self.ramp_from(until);
             self.ejected_until.store(until, Ordering::Relaxed);
             tracing::warn!(
                 backend = %self.addr,
@@ -274,10 +345,13 @@ pub struct BackendSet {
     name: String,
     /// Its backends, indexed like the selector.
     members: Box<[Arc<Backend>]>,
-    /// Their weights, to tell whether a reload changed the set.
+    /// Their configured weights: the base of slow start's ramps, and how a reload tells
+    /// whether the set changed.
     weights: Box<[NonZeroU32]>,
     /// The balancing over `members`.
     selector: Arc<Selector>,
+    /// Slow start's ramp, in milliseconds; 0: off.
+    slow_start_ms: u64,
 }
 
 impl BackendSet {
@@ -323,6 +397,8 @@ struct Scratch {
     outstanding: Vec<u32>,
     /// Latency estimates per member.
     latency: Vec<PeakEwma>,
+    /// Weights in effect per member, under slow start.
+    weights: Vec<NonZeroU32>,
     /// The thread's random source.
     rng: fastrand::Rng,
 }
@@ -333,6 +409,7 @@ thread_local! {
         eligible: Vec::new(),
         outstanding: Vec::new(),
         latency: Vec::new(),
+        weights: Vec::new(),
         rng: fastrand::Rng::new(),
     });
 }
@@ -342,6 +419,7 @@ impl BackendSet {
     ///
     /// Eligible: enabled, healthy and not ejected. If every enabled, healthy member is ejected
     /// (or skipped by ejection), ejections are ignored rather than failing every request.
+    /// Under slow start, members that became eligible again weigh less until their ramp ends.
     pub fn pick(
         &self,
         algorithm: Algorithm,
@@ -366,6 +444,7 @@ impl BackendSet {
                 eligible,
                 outstanding,
                 latency,
+                weights,
                 rng,
             } = &mut *scratch;
             eligible.clear();
@@ -397,6 +476,15 @@ impl BackendSet {
             if algorithm == Algorithm::LeastResponseTime {
                 latency.extend(self.members.iter().map(|backend| *lock(&backend.latency)));
             }
+            weights.clear();
+            if self.slow_start_ms != 0 {
+                weights.extend(self.members.iter().zip(self.weights.iter()).map(
+                    |(backend, &weight)| {
+                        let ramp_from = backend.ramp_from_ms.load(Ordering::Relaxed);
+                        slow_start::effective_weight(weight, ramp_from, now, self.slow_start_ms)
+                    },
+                ));
+            }
             let input = SelectInput {
                 eligible,
                 outstanding,
@@ -405,6 +493,7 @@ impl BackendSet {
                 hash_key: key.hash_key,
                 cookie: key.cookie,
                 now: at,
+                weights,
             };
             let pick = self.selector.select(&input, rng)?;
             Some(Chosen {
@@ -428,25 +517,27 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// The index of the set serving a request, by the first matching route.
-    pub fn route(&self, path: &str, host: Option<&str>, headers: &http::HeaderMap) -> usize {
-        self.config
-            .routes
-            .iter()
-            .find(|route| {
-                path.starts_with(route.path_prefix.as_str())
-                    && route
-                        .host
-                        .as_deref()
-                        .is_none_or(|want| host.is_some_and(|host| host.eq_ignore_ascii_case(want)))
-                    && route.header.as_ref().is_none_or(|want| {
-                        headers
-                            .get_all(want.name.as_str())
-                            .iter()
-                            .any(|value| value.as_bytes() == want.value.as_bytes())
-                    })
-            })
-            .map_or(0, |route| route.set)
+    /// The first route matching a request; `None`: the default set serves it, with the
+    /// balancer's timeouts.
+    pub fn route(
+        &self,
+        path: &str,
+        host: Option<&str>,
+        headers: &http::HeaderMap,
+    ) -> Option<&RouteConfig> {
+        self.config.routes.iter().find(|route| {
+            path.starts_with(route.path_prefix.as_str())
+                && route
+                    .host
+                    .as_deref()
+                    .is_none_or(|want| host.is_some_and(|host| host.eq_ignore_ascii_case(want)))
+                && route.header.as_ref().is_none_or(|want| {
+                    headers
+                        .get_all(want.name.as_str())
+                        .iter()
+                        .any(|value| value.as_bytes() == want.value.as_bytes())
+                })
+        })
     }
 
     /// Whether a request's hash key is needed, and which.
@@ -493,7 +584,7 @@ impl Pool {
     /// A pool for `config`, with its active checks started (inside a Tokio runtime).
     pub fn start(config: &BalancerConfig) -> Arc<Self> {
         let mut backends = HashMap::new();
-        let topology = build(config, None, &mut backends);
+        let topology = build(config, None, &mut backends, 0);
         let pool = Arc::new(Self {
             topology: ArcSwap::from_pointee(topology),
             backends: Mutex::new(backends),
@@ -517,7 +608,7 @@ impl Pool {
         let old = self.topology.load_full();
         let mut backends = lock(&self.backends);
         let mut next = HashMap::new();
-        let topology = build(config, Some((&old, &backends)), &mut next);
+        let topology = build(config, Some((&old, &backends)), &mut next, now_ms());
         *backends = next;
         drop(backends);
         self.topology.store(Arc::new(topology));
@@ -529,27 +620,36 @@ impl Pool {
         lock(&self.backends).get(&addr).cloned()
     }
 
-    /// Stops new requests to the backend at `addr`; in-flight ones finish. Returns whether it
-    /// is configured. The state lasts until [`Pool::undrain`] (across reloads that keep it).
+    /// Stops new requests to the backend at `addr`; in-flight ones get the balancer's
+    /// `drain_timeout` to finish, then the proxy cuts them off (within a second). Returns
+    /// whether it is configured. The state lasts until [`Pool::undrain`] (across reloads that
+    /// keep it); draining it again keeps the first deadline.
     pub fn drain(&self, addr: SocketAddr) -> bool {
-        self.set_enabled(addr, false)
-    }
-
-    /// Lets the backend at `addr` take new requests again. Returns whether it is configured.
-    pub fn undrain(&self, addr: SocketAddr) -> bool {
-        self.set_enabled(addr, true)
-    }
-
-    /// Sets a backend's admin intent.
-    fn set_enabled(&self, addr: SocketAddr, enabled: bool) -> bool {
-        match self.backend(addr) {
-            Some(backend) => {
-                backend.enabled.store(enabled, Ordering::Relaxed);
-                tracing::info!(backend = %addr, enabled, "backend admin state changed");
-                true
-            }
-            None => false,
+        let Some(backend) = self.backend(addr) else {
+            return false;
+        };
+        let drain_timeout = self.topology.load().config.drain_timeout;
+        let deadline = now_ms().saturating_add(duration_ms(drain_timeout));
+        if backend.drain(deadline) {
+            tracing::info!(
+                backend = %addr,
+                drain_timeout_ms = duration_ms(drain_timeout),
+                "backend drained"
+            );
         }
+        true
+    }
+
+    /// Lets the backend at `addr` take new requests again (under slow start, ramping up).
+    /// Returns whether it is configured.
+    pub fn undrain(&self, addr: SocketAddr) -> bool {
+        let Some(backend) = self.backend(addr) else {
+            return false;
+        };
+        if backend.undrain(now_ms()) {
+            tracing::info!(backend = %addr, "backend undrained");
+        }
+        true
     }
 
     /// Counts a request entering the pool until the guard drops.
@@ -614,8 +714,12 @@ impl Pool {
             keep
         });
         let Some(health) = health else {
+            let now = now_ms();
             for backend in backends.values() {
-                backend.healthy.store(true, Ordering::Relaxed);
+                if !backend.healthy.load(Ordering::Relaxed) {
+                    backend.ramp_from(now);
+                    backend.healthy.store(true, Ordering::Relaxed);
+                }
             }
             return;
         };
@@ -674,6 +778,9 @@ async fn run_checks(
         let report = prober.probe().await;
         let transition = lock(&backend.check).observe(&report, thresholds);
         if let Some(transition) = transition {
+            if transition.up {
+                backend.ramp_from(now_ms());
+            }
             backend.healthy.store(transition.up, Ordering::Relaxed);
             tracing::warn!(
                 backend = %backend.addr,
@@ -701,11 +808,15 @@ impl Drop for InFlight {
 
 /// Builds a topology for `config`, reusing the backends and selectors of `previous` (the old
 /// topology and backend table) where unchanged; fills `backends` with every backend used.
+/// Backends it creates ramp up from `added_at_ms` under slow start (0: no ramp, for the
+/// backends a pool starts with).
 fn build(
     config: &BalancerConfig,
     previous: Option<(&Topology, &HashMap<SocketAddr, Arc<Backend>>)>,
     backends: &mut HashMap<SocketAddr, Arc<Backend>>,
+    added_at_ms: u64,
 ) -> Topology {
+    let slow_start_ms = config.slow_start.map_or(0, duration_ms);
     let mut sets = Vec::with_capacity(config.sets.len());
     for set in &config.sets {
         let members: Box<[Arc<Backend>]> = set
@@ -716,7 +827,7 @@ fn build(
                     .get(&entry.addr)
                     .cloned()
                     .or_else(|| previous.and_then(|(_, old)| old.get(&entry.addr).cloned()))
-                    .unwrap_or_else(|| Arc::new(Backend::new(entry.addr)));
+                    .unwrap_or_else(|| Arc::new(Backend::new(entry.addr, added_at_ms)));
                 backends.insert(entry.addr, Arc::clone(&backend));
                 backend
             })
@@ -724,7 +835,10 @@ fn build(
         let weights: Box<[NonZeroU32]> = set.backends.iter().map(|entry| entry.weight).collect();
         let reused = previous.and_then(|(old, _)| {
             let old_set = old.sets.iter().find(|old_set| old_set.name == set.name)?;
+            // The selector's state (smooth weighted round robin's current weights) is in the
+            // units of the weights it was fed: configured ones, or slow start's scaled ones.
             let same = old.config.algorithm == config.algorithm
+                && old.config.slow_start.is_some() == config.slow_start.is_some()
                 && old_set.weights == weights
                 && old_set.members.len() == members.len()
                 && old_set
@@ -749,6 +863,7 @@ fn build(
             members,
             weights,
             selector,
+            slow_start_ms,
         });
     }
     Topology {
@@ -834,13 +949,16 @@ mod tests {
              [[balancers.web.routes]]\npath_prefix = \"/api/\"\nheader = { name = \"x-canary\", value = \"1\" }\nbackends = \"api\"\n",
         );
         let mut backends = HashMap::new();
-        let topology = build(&config, None, &mut backends);
+        let topology = build(&config, None, &mut backends, 0);
         assert_eq!(backends.len(), 3, "a shared address is one backend");
         let mut headers = http::HeaderMap::new();
-        assert_eq!(topology.route("/api/x", None, &headers), 0);
+        let set = |path: &str, headers: &http::HeaderMap| {
+            topology.route(path, None, headers).map(|route| route.set)
+        };
+        assert_eq!(set("/api/x", &headers), None);
         headers.insert("x-canary", HeaderValue::from_static("1"));
-        assert_eq!(topology.route("/api/x", None, &headers), 1);
-        assert_eq!(topology.route("/web", None, &headers), 0);
+        assert_eq!(set("/api/x", &headers), Some(1));
+        assert_eq!(set("/web", &headers), None);
 
         let key = RequestKey::default();
         let set = &topology.sets[0];
@@ -872,7 +990,7 @@ mod tests {
              backends = [{ addr = \"127.0.0.1:1\", weight = 2 }, { addr = \"127.0.0.1:2\" }]\n",
         );
         let mut next = HashMap::new();
-        let reloaded = build(&same, Some((&topology, &backends)), &mut next);
+        let reloaded = build(&same, Some((&topology, &backends)), &mut next, 5);
         assert!(Arc::ptr_eq(
             &reloaded.sets[0].selector,
             &topology.sets[0].selector
@@ -887,7 +1005,12 @@ mod tests {
             "algorithm = \"weighted_round_robin\"\n\
              backends = [{ addr = \"127.0.0.1:1\", weight = 3 }, { addr = \"127.0.0.1:2\" }]\n",
         );
-        let changed = build(&reweighted, Some((&reloaded, &next)), &mut HashMap::new());
+        let changed = build(
+            &reweighted,
+            Some((&reloaded, &next)),
+            &mut HashMap::new(),
+            5,
+        );
         assert!(!Arc::ptr_eq(
             &changed.sets[0].selector,
             &reloaded.sets[0].selector
@@ -898,7 +1021,7 @@ mod tests {
     fn ejected_backends_are_skipped_unless_all_are() {
         let config =
             balancer("backends = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }]\n");
-        let topology = build(&config, None, &mut HashMap::new());
+        let topology = build(&config, None, &mut HashMap::new(), 0);
         let set = &topology.sets[0];
         let key = RequestKey::default();
         set.members[0]
@@ -918,5 +1041,174 @@ mod tests {
         set.members[0].healthy.store(false, Ordering::Relaxed);
         set.members[1].healthy.store(false, Ordering::Relaxed);
         assert!(set.pick(Algorithm::RoundRobin, &key, &[]).is_none());
+    }
+
+    /// How many of `count` picks of `set` (weighted round robin) go to member 1, at `at`.
+    fn picks_of_second(set: &BackendSet, count: usize, at: Instant) -> usize {
+        let key = RequestKey::default();
+        (0..count)
+            .filter_map(|_| set.pick_at(Algorithm::WeightedRoundRobin, &key, &[], at))
+            .filter(|chosen| chosen.index == 1)
+            .count()
+    }
+
+    #[test]
+    fn slow_start_holds_a_recovered_backend_down_until_its_ramp_ends() {
+        let config = balancer(
+            "algorithm = \"weighted_round_robin\"\nslow_start = \"10s\"\n\
+             backends = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }]\n",
+        );
+        let mut backends = HashMap::new();
+        let topology = build(&config, None, &mut backends, 0);
+        let set = &topology.sets[0];
+        let window = Duration::from_secs(10);
+        let _ = now_ms();
+        let at = Instant::now();
+        assert!(
+            set.members.iter().all(|b| !b.is_ramping(window)),
+            "the backends a pool starts with do not ramp"
+        );
+        assert_eq!(picks_of_second(set, 100, at), 50);
+
+        set.members[1].ramp_from(ms_since_epoch(at));
+        assert!(set.members[1].is_ramping(window));
+        // 10 % of the weight: 100 against 1000, so 10 of 110 picks.
+        assert_eq!(picks_of_second(set, 110, at), 10);
+        // Half way, 55 %: 55 of 155.
+        assert_eq!(picks_of_second(set, 155, at + window / 2), 55);
+        assert_eq!(
+            picks_of_second(set, 100, at + window),
+            50,
+            "full weight at the end"
+        );
+
+        let off = balancer(
+            "algorithm = \"weighted_round_robin\"\n\
+             backends = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }]\n",
+        );
+        let mut next = HashMap::new();
+        let without = build(&off, Some((&topology, &backends)), &mut next, 0);
+        assert!(
+            !Arc::ptr_eq(&without.sets[0].selector, &set.selector),
+            "turning slow start off rebuilds the selector"
+        );
+        assert_eq!(
+            picks_of_second(&without.sets[0], 100, at),
+            50,
+            "no ramp without slow start"
+        );
+    }
+
+    #[test]
+    fn every_return_to_eligibility_starts_a_ramp() {
+        let config = balancer(
+            "algorithm = \"random\"\nslow_start = \"1m\"\ndrain_timeout = \"2s\"\n\
+             backends = [{ addr = \"127.0.0.1:1\" }]\n",
+        );
+        let mut backends = HashMap::new();
+        let topology = build(&config, None, &mut backends, 0);
+        let first = Arc::clone(&topology.sets[0].members[0]);
+        assert_eq!(first.ramp_from_ms.load(Ordering::Relaxed), 0);
+
+        // A reload that adds a backend: it ramps from the reload.
+        let grown = balancer(
+            "algorithm = \"random\"\nslow_start = \"1m\"\n\
+             backends = [{ addr = \"127.0.0.1:1\" }, { addr = \"127.0.0.1:2\" }]\n",
+        );
+        let mut next = HashMap::new();
+        let reloaded = build(&grown, Some((&topology, &backends)), &mut next, 1234);
+        assert!(Arc::ptr_eq(&reloaded.sets[0].members[0], &first));
+        assert_eq!(
+            first.ramp_from_ms.load(Ordering::Relaxed),
+            0,
+            "kept, no ramp"
+        );
+        let added = &reloaded.sets[0].members[1];
+        assert_eq!(added.ramp_from_ms.load(Ordering::Relaxed), 1234);
+
+        // An ejection: the ramp starts when it ends.
+        let outlier = OutlierConfig {
+            consecutive_errors: 2,
+            eject_for: Duration::from_secs(30),
+        };
+        let before = now_ms();
+        first.record(false, Some(&outlier));
+        first.record(false, Some(&outlier));
+        let ejected_until = first.ejected_until.load(Ordering::Relaxed);
+        assert!(ejected_until >= before + 30_000);
+        assert_eq!(first.ramp_from_ms.load(Ordering::Relaxed), ejected_until);
+
+        // Undrain: the ramp starts again, later than the ejection's end never moves back.
+        let pool_backend = Backend::new("127.0.0.1:3".parse().unwrap(), 0);
+        assert!(pool_backend.drain(100));
+        assert_eq!(
+            pool_backend.ramp_from_ms.load(Ordering::Relaxed),
+            0,
+            "draining is no ramp"
+        );
+        assert!(pool_backend.undrain(500));
+        assert_eq!(pool_backend.ramp_from_ms.load(Ordering::Relaxed), 500);
+        assert!(
+            !pool_backend.undrain(900),
+            "undraining an enabled backend changes nothing"
+        );
+        assert_eq!(pool_backend.ramp_from_ms.load(Ordering::Relaxed), 500);
+        pool_backend.ramp_from(200);
+        assert_eq!(
+            pool_backend.ramp_from_ms.load(Ordering::Relaxed),
+            500,
+            "never moves back"
+        );
+    }
+
+    #[test]
+    fn a_drained_backend_expires_after_the_drain_timeout() {
+        let backend = Backend::new("127.0.0.1:1".parse().unwrap(), 0);
+        // The clock's origin lies before `now`, so `now` is not clamped to its 1 ms minimum.
+        let _ = now_ms();
+        let now = Instant::now() + Duration::from_secs(1);
+        let at = ms_since_epoch(now);
+        assert!(
+            !backend.drain_expired(now + Duration::from_secs(3600)),
+            "not drained"
+        );
+        assert!(backend.drain(at + 2_000));
+        assert!(!backend.is_enabled());
+        assert!(!backend.drain_expired(now + Duration::from_millis(1_999)));
+        assert!(backend.drain_expired(now + Duration::from_millis(2_000)));
+        assert!(
+            !backend.drain(at + 60_000),
+            "draining again keeps the first deadline"
+        );
+        assert!(backend.drain_expired(now + Duration::from_millis(2_000)));
+        assert!(backend.undrain(at + 1_000));
+        assert!(backend.is_enabled());
+        assert!(
+            !backend.drain_expired(now + Duration::from_secs(3600)),
+            "undrained"
+        );
+    }
+
+    #[test]
+    fn pool_drain_takes_the_balancer_drain_timeout() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let config =
+                balancer("drain_timeout = \"3s\"\nbackends = [{ addr = \"127.0.0.1:1\" }]\n");
+            let pool = Pool::start(&config);
+            let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
+            let now = Instant::now();
+            assert!(pool.drain(addr));
+            let backend = pool.backend(addr).unwrap();
+            assert!(!backend.drain_expired(now + Duration::from_millis(2_000)));
+            assert!(backend.drain_expired(now + Duration::from_secs(5)));
+            assert!(!pool.drain("127.0.0.1:2".parse().unwrap()));
+            assert!(pool.undrain(addr));
+            assert!(!backend.drain_expired(now + Duration::from_secs(10)));
+            assert!(!pool.undrain("127.0.0.1:2".parse().unwrap()));
+        });
     }
 }

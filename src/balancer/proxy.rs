@@ -15,6 +15,16 @@
 //! consumes the body. A request that an idle connection could not take because the backend
 //! closed it meanwhile (nothing was written) goes once more on a new connection to the same
 //! backend, as hyper's pooled client does.
+//!
+//! A request's timeouts (connect, response headers, pauses between body chunks) are those of
+//! the route it matched, which default to the balancer's.
+//!
+//! Draining a backend: once its drain timeout has passed, what is still in flight there is cut
+//! off. Each thread registers the upstream connections and tunnels it opens (a weak reference
+//! to the connection's [`Relay`], pushed on a thread-local list when the connection is made,
+//! not per request), and the thread's periodic sweep ([`expire_idle_connections`], every
+//! [`IDLE_SWEEP_INTERVAL`]) stops those of expired drains: a request still waiting for its
+//! response head gets a 504, a response body or a tunnel is cut. No request pays for it.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -23,8 +33,8 @@ use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::{Duration, Instant};
 
@@ -42,7 +52,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::pool::{Backend, BackendSet, Chosen, InFlight, Outstanding, Pool, RequestKey, Topology};
-use crate::config::{HashKey, OutlierConfig};
+use crate::config::{HashKey, OutlierConfig, RouteConfig};
 
 /// At most this many retries after the first attempt (each on another backend).
 pub const MAX_RETRIES: usize = 2;
@@ -285,8 +295,8 @@ async fn proxy(
     {
         return Failure::TooLarge.respond(&shared.counters);
     }
-    let set_index = if config.routes.is_empty() {
-        0
+    let route = if config.routes.is_empty() {
+        None
     } else {
         topology.route(
             request.uri().path(),
@@ -294,14 +304,28 @@ async fn proxy(
             request.headers(),
         )
     };
-    let set = &topology.sets[set_index];
+    let set = &topology.sets[route.map_or(0, |route| route.set)];
+    let (connect_timeout, response_timeout, idle_timeout) = route.map_or(
+        (
+            config.connect_timeout,
+            config.response_timeout,
+            config.idle_timeout,
+        ),
+        |route: &RouteConfig| {
+            (
+                route.connect_timeout,
+                route.response_timeout,
+                route.idle_timeout,
+            )
+        },
+    );
     let upgrade = is_upgrade(&request);
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     prepare_headers(&mut parts.headers, &parts.uri, parts.version, peer, upgrade);
     origin_form(&mut parts);
     parts.version = Version::HTTP_11;
-    let mut body = Limited::new(body, config.max_body_bytes, config.idle_timeout);
+    let mut body = Limited::new(body, config.max_body_bytes, idle_timeout);
     let retryable = matches!(
         parts.method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
@@ -333,7 +357,7 @@ async fn proxy(
                     set_cookie,
                     outstanding: backend.start(),
                     sent,
-                    deadline: tokio::time::Instant::from_std(sent + config.response_timeout),
+                    deadline: tokio::time::Instant::from_std(sent + response_timeout),
                 };
                 (current, pooled)
             }
@@ -342,7 +366,7 @@ async fn proxy(
         let reused = pooled.is_some();
         let mut connection = match pooled {
             Some(connection) => connection,
-            None => match connect(backend, config.connect_timeout, current.deadline).await {
+            None => match connect(backend, connect_timeout, current.deadline).await {
                 Ok(connection) => connection,
                 Err(ConnectError::Deadline) => {
                     backend.record(false, config.outlier.as_ref());
@@ -375,6 +399,11 @@ async fn proxy(
         let result = tokio::time::timeout_at(current.deadline, connection.exchange(upstream)).await;
         let response = match result {
             Ok(Ok(response)) => response,
+            Ok(Err(_)) if connection.is_stopped() => {
+                // Not the backend's fault: the operator drained it and its time ran out.
+                tracing::debug!(backend = %backend.addr(), "request cut off: the backend's drain timeout passed");
+                return Failure::Timeout.respond(&shared.counters);
+            }
             Ok(Err(mut error)) => {
                 if reused && let Some(unsent) = error.take_message() {
                     tracing::debug!(backend = %backend.addr(), error = %error.error(), "idle connection closed; sending on a new one");
@@ -435,7 +464,7 @@ async fn proxy(
         }
         let body = ResponseBody {
             inner: body,
-            idle: IdleTimer::new(config.idle_timeout),
+            idle: IdleTimer::new(idle_timeout),
             outlier: config.outlier,
             outstanding: Some(outstanding),
             connection: Some(connection),
@@ -512,9 +541,9 @@ enum ConnectError {
     Deadline,
 }
 
-/// Opens a new HTTP/1.1 connection to `backend`.
+/// Opens a new HTTP/1.1 connection to `backend`, watched for the backend's drain deadline.
 async fn connect(
-    backend: &Backend,
+    backend: &Arc<Backend>,
     connect_timeout: Duration,
     deadline: tokio::time::Instant,
 ) -> Result<Upstream, ConnectError> {
@@ -541,6 +570,7 @@ async fn connect(
         .await
         .map_err(|_| ConnectError::Failed(Failure::BadGateway))?;
     let relay = Arc::new(Relay::default());
+    watch(&relay, backend);
     Ok(Upstream {
         addr: backend.addr(),
         sender,
@@ -579,13 +609,46 @@ struct Upstream {
 /// for the connection. While that task runs, or while the connection is idle, they go nowhere:
 /// they would only poll the task again for what it is already doing (taking the body's data
 /// wakes the connection, as its sender, for example).
+///
+/// The relay also carries the stop of a connection whose backend's drain timeout passed: the
+/// sweep sets it and wakes the task, which then finds the connection stopped.
 #[derive(Debug, Default)]
 struct Relay {
     /// The task to wake; `None`: nobody waits.
     target: Mutex<Option<Waker>>,
+    /// Set when the connection (or tunnel) is to be cut off.
+    stopped: AtomicBool,
 }
 
 impl Relay {
+    /// Cuts the connection off: marks it stopped and wakes whoever waits for it.
+    fn stop(self: &Arc<Self>) {
+        self.stopped.store(true, Ordering::Relaxed);
+        self.wake_by_ref();
+    }
+
+    /// Whether the connection was cut off.
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the connection is cut off.
+    async fn stopped(&self) {
+        std::future::poll_fn(|cx| {
+            if self.is_stopped() {
+                return Poll::Ready(());
+            }
+            self.arm(cx.waker());
+            // A stop between the check and the arming woke nobody: look again.
+            if self.is_stopped() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
     /// The task of `waker` waits for the connection from now on. It must poll the connection
     /// afterwards (what happened before is only seen by polling).
     fn arm(&self, waker: &Waker) {
@@ -635,8 +698,14 @@ fn quiet() -> Context<'static> {
 
 impl Upstream {
     /// Lets the connection make progress (write, read, notice a close); `true` while it is
-    /// open. What it then waits on wakes the relay's target.
+    /// open. What it then waits on wakes the relay's target. A connection cut off by a drain
+    /// is dropped here, which fails the exchange on it.
     fn drive(&mut self) -> bool {
+        if self.relay.is_stopped() {
+            self.connection = None;
+            self.finished = true;
+            return false;
+        }
         let Some(connection) = &mut self.connection else {
             return false;
         };
@@ -662,12 +731,20 @@ impl Upstream {
         self.drive()
     }
 
+    /// Whether the connection was cut off because its backend's drain timeout passed.
+    fn is_stopped(&self) -> bool {
+        self.relay.is_stopped()
+    }
+
     /// Whether the connection can take a request now, as far as is known without polling it
     /// (a close it has not seen yet is seen when the next request is sent, and that request
     /// then goes on a new connection). Nobody waits for it after.
     fn is_usable(&self) -> bool {
         self.relay.disarm();
-        !self.finished && self.connection.is_some() && self.sender.is_ready()
+        !self.finished
+            && !self.relay.is_stopped()
+            && self.connection.is_some()
+            && self.sender.is_ready()
     }
 
     /// Sends `request` and drives the connection until the response head arrives.
@@ -753,9 +830,60 @@ fn checkin(upstream: Upstream, idle_timeout: Duration) {
     });
 }
 
-/// Drops this thread's idle connections that expired or were closed by their backend.
+/// A connection or tunnel to a backend, watched for the backend's drain deadline.
+struct Watched {
+    /// The connection's relay; gone once the connection is.
+    relay: Weak<Relay>,
+    /// The backend it goes to.
+    backend: Arc<Backend>,
+}
+
+thread_local! {
+    /// This thread's upstream connections and tunnels, for the sweep to stop those of drained
+    /// backends whose drain timeout passed. Entries of closed connections are dropped by the
+    /// sweep, or when the list would grow.
+    static WATCHED: RefCell<Vec<Watched>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Watches a new connection (or tunnel) to `backend` through its `relay`.
+fn watch(relay: &Arc<Relay>, backend: &Arc<Backend>) {
+    let _ = WATCHED.try_with(|watched| {
+        let mut watched = watched.borrow_mut();
+        if watched.len() == watched.capacity() {
+            // Before growing, forget the closed ones: the list stays about as long as the
+            // thread's open connections even where no sweep runs.
+            watched.retain(|entry| entry.relay.strong_count() > 0);
+        }
+        watched.push(Watched {
+            relay: Arc::downgrade(relay),
+            backend: Arc::clone(backend),
+        });
+    });
+}
+
+/// Stops this thread's connections and tunnels to drained backends whose drain timeout passed
+/// at `now`, and forgets closed ones.
+fn stop_expired_drains(now: Instant) {
+    let _ = WATCHED.try_with(|watched| {
+        watched.borrow_mut().retain(|entry| {
+            let Some(relay) = entry.relay.upgrade() else {
+                return false;
+            };
+            if entry.backend.drain_expired(now) {
+                tracing::debug!(backend = %entry.backend.addr(), "drain timeout passed: cutting a connection off");
+                relay.stop();
+                return false;
+            }
+            true
+        });
+    });
+}
+
+/// Stops the connections of drained backends whose drain timeout passed, and drops this
+/// thread's idle connections that expired, were stopped or were closed by their backend.
 pub fn expire_idle_connections() {
     let now = Instant::now();
+    stop_expired_drains(now);
     let _ = IDLE.try_with(|idle| {
         idle.borrow_mut().retain(|_, list| {
             list.retain_mut(|connection| connection.expires > now && connection.upstream.drive());
@@ -789,7 +917,7 @@ fn classify(error: &hyper::Error) -> Failure {
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: http1::Parts<UpstreamIo>,
-    _outstanding: Outstanding,
+    outstanding: Outstanding,
     _in_flight: InFlight,
 ) {
     let client = match client.await {
@@ -799,16 +927,26 @@ async fn tunnel(
             return;
         }
     };
+    let relay = Arc::new(Relay::default());
+    watch(&relay, outstanding.backend());
     let mut client = TokioIo::new(client);
     let mut backend = upstream.io.into_inner();
-    if !upstream.read_buf.is_empty()
-        && let Err(error) = client.write_all(&upstream.read_buf).await
-    {
-        tracing::debug!(?error, "upgraded connection ended with an error");
-        return;
-    }
-    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-        tracing::debug!(?error, "upgraded connection ended with an error");
+    let relay_bytes = async {
+        if !upstream.read_buf.is_empty() {
+            client.write_all(&upstream.read_buf).await?;
+        }
+        tokio::io::copy_bidirectional(&mut client, &mut backend).await?;
+        Ok::<(), std::io::Error>(())
+    };
+    tokio::select! {
+        result = relay_bytes => {
+            if let Err(error) = result {
+                tracing::debug!(?error, "upgraded connection ended with an error");
+            }
+        }
+        () = relay.stopped() => {
+            tracing::debug!(backend = %outstanding.backend().addr(), "drain timeout passed: closing a tunnel");
+        }
     }
 }
 
@@ -1290,14 +1428,16 @@ impl ResponseBody {
         self.outstanding.as_ref().map(Outstanding::backend)
     }
 
-    /// The body failed: counted against the backend, its connection is not reused, and the
-    /// error is reported on the next poll (this one says pending and asks for that poll).
+    /// The body failed: counted against the backend (unless a drain cut it off), its
+    /// connection is not reused, and the error is reported on the next poll (this one says
+    /// pending and asks for that poll).
     fn fail(
         &mut self,
         error: BoxError,
         cx: &Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        if let Some(backend) = self.backend() {
+        let stopped = self.connection.as_ref().is_some_and(Upstream::is_stopped);
+        if !stopped && let Some(backend) = self.backend() {
             backend.record(false, self.outlier.as_ref());
         }
         self.outstanding = None;
@@ -1320,6 +1460,12 @@ impl Body for ResponseBody {
         let this = &mut *self;
         if let Some(error) = this.failure.take() {
             return Poll::Ready(Some(Err(error)));
+        }
+        if this.connection.as_ref().is_some_and(Upstream::is_stopped) {
+            return this.fail(
+                "backend drained: its drain timeout passed mid-body".into(),
+                cx,
+            );
         }
         // The body's data arrive only while the connection is driven, and the connection wakes
         // this task for whatever it waits on; the body itself needs no waker then. First what

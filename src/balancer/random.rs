@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 
 use super::eligible::{self, DRAWS};
 use super::hash::reduce;
+use super::slow_start::Admission;
 
 /// Backends laid end to end on the line `0..total`, each covering a stretch as long as its
 /// weight, so a point on the line names a backend. Built once per backend set.
@@ -48,11 +49,17 @@ impl WeightedLine {
         self.ends[index] - start
     }
 
-    /// The eligible backend that `draw` (uniform over `u64`) picks by weight among the eligible
-    /// ones, by a walk over the pool (O(n)); `None` if none is eligible.
-    pub fn among_eligible(&self, eligible: &[bool], draw: u64) -> Option<usize> {
+    /// The eligible backend taking the key of `admission` (every backend outside slow start)
+    /// that `draw` (uniform over `u64`) picks by weight among those, by a walk over the pool
+    /// (O(n)); `None` if there is none.
+    pub fn among_eligible(
+        &self,
+        eligible: &[bool],
+        admission: &Admission<'_>,
+        draw: u64,
+    ) -> Option<usize> {
         let candidates = (0..self.len())
-            .filter(|&index| eligible::is_eligible(eligible, index))
+            .filter(|&index| admission.takes(eligible, index))
             .map(|index| (index, self.weight(index)));
         weighted_choice(candidates, draw)
     }
@@ -73,7 +80,22 @@ impl WeightedLine {
                 return Some(backend);
             }
         }
-        self.among_eligible(eligible, rng.u64(..))
+        self.among_eligible(eligible, &Admission::ALL, rng.u64(..))
+    }
+
+    /// A backend drawn with probability proportional to `weights` (the weights in effect under
+    /// slow start, indexed like the line) among the eligible ones, by a walk over the pool
+    /// (O(n)): the line's table holds the configured weights only.
+    pub fn select_weighted(
+        &self,
+        eligible: &[bool],
+        weights: &[NonZeroU32],
+        rng: &mut fastrand::Rng,
+    ) -> Option<usize> {
+        let candidates = (0..self.len().min(weights.len()))
+            .filter(|&index| eligible::is_eligible(eligible, index))
+            .map(|index| (index, u64::from(weights[index].get())));
+        weighted_choice(candidates, rng.u64(..))
     }
 }
 

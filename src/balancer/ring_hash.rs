@@ -16,6 +16,7 @@ use std::num::NonZeroU32;
 use super::BackendSpec;
 use super::eligible;
 use super::hash::xxh64;
+use super::slow_start::Ramp;
 
 /// Points per unit of weight unless configured: ketama's 160 (40 MD5 digests of 4 points
 /// each). A backend's share then varies by about `1 / sqrt(160 * weight)`, under 8 %.
@@ -61,12 +62,14 @@ impl Ring {
     }
 
     /// The eligible backend for a key whose hash is `key_hash`: the owner of the first point
-    /// at or after it that belongs to an eligible backend.
-    pub fn select(&self, key_hash: u64, eligible: &[bool]) -> Option<usize> {
+    /// at or after it that belongs to an eligible backend taking the key (see
+    /// [`Ramp::admission`]: every backend outside slow start).
+    pub fn select(&self, key_hash: u64, eligible: &[bool], ramp: &Ramp<'_>) -> Option<usize> {
         let start = self
             .positions
             .partition_point(|&position| position < key_hash);
-        eligible::walk(&self.owners, start, eligible)
+        let admission = ramp.admission(key_hash, eligible);
+        eligible::walk(&self.owners, start, eligible, &admission)
     }
 }
 
@@ -89,7 +92,7 @@ mod tests {
 
     /// The ring's pick for `key`.
     fn pick(ring: &Ring, key: &[u8], eligible: &[bool]) -> Option<usize> {
-        ring.select(xxh64(key, seed::KEY), eligible)
+        ring.select(xxh64(key, seed::KEY), eligible, &Ramp::NONE)
     }
 
     #[test]
@@ -119,8 +122,8 @@ mod tests {
         assert_eq!(pick(&ring, b"k", &[]), None);
         assert_eq!(pick(&ring, b"k", &[false, true]), Some(1));
         assert_eq!(
-            ring.select(u64::MAX, &[true, true]),
-            ring.select(0, &[true, true]),
+            ring.select(u64::MAX, &[true, true], &Ramp::NONE),
+            ring.select(0, &[true, true], &Ramp::NONE),
             "wraps"
         );
         let one = Ring::new(&backends(&[5]), DEFAULT_VNODES_PER_WEIGHT);

@@ -90,12 +90,20 @@ impl SmoothWeighted {
 
     /// The next backend of the smooth schedule among the eligible ones.
     pub fn select(&self, eligible: &[bool]) -> Option<usize> {
+        self.select_weighted(eligible, &self.weights)
+    }
+
+    /// The next backend of the smooth schedule among the eligible ones, with `weights` (indexed
+    /// like the configured ones, at least as long) in place of the configured weights: nginx's
+    /// `effective_weight`, which slow start lowers while a backend ramps. Changing the weights
+    /// between picks keeps the schedule smooth; the current weights carry over.
+    pub fn select_weighted(&self, eligible: &[bool], weights: &[NonZeroU32]) -> Option<usize> {
         // A poisoned lock only means another picker panicked mid-pass; the weights are still
         // integers, and any values are a valid (if briefly unsmooth) schedule state.
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         let mut total = 0i64;
         let mut best: Option<usize> = None;
-        for (index, weight) in self.weights.iter().enumerate() {
+        for (index, weight) in weights.iter().take(current.len()).enumerate() {
             if !eligible::is_eligible(eligible, index) {
                 continue;
             }

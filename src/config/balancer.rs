@@ -57,6 +57,12 @@ const DEFAULT_RISE: u32 = 2;
 const DEFAULT_FALL: u32 = 3;
 /// Largest rise or fall.
 const MAX_THRESHOLD: u64 = 100;
+/// Longest slow start: a ramp past an hour is no longer a warm-up, and an operator who wants
+/// one that slow is better served by changing the weight.
+const MAX_SLOW_START: Duration = Duration::from_secs(3600);
+/// Longest `expect_body`: a marker in a health page, not a page (the check reads at most
+/// 64 KiB of the body anyway).
+const MAX_EXPECT_BODY: usize = 1024;
 /// Default consecutive errors that eject a backend.
 const DEFAULT_CONSECUTIVE_ERRORS: u32 = 5;
 /// Default first ejection time.
@@ -91,8 +97,13 @@ pub struct BalancerConfig {
     /// Longest pause between body chunks in either direction, and how long an idle kept-alive
     /// connection (client side or backend side) is kept.
     pub idle_timeout: Duration,
-    /// On shutdown, how long in-flight requests may take to finish.
+    /// How long in-flight requests may take to finish on shutdown, and at a drained backend
+    /// before they are cut off.
     pub drain_timeout: Duration,
+    /// The ramp of a backend that becomes eligible again (active check rise, end of an
+    /// ejection, undrain, added by a reload): its weight grows from 10 % to 100 % over this
+    /// long. `None`: off, a backend is back at full weight at once.
+    pub slow_start: Option<Duration>,
     /// Client connections served at once; further ones wait in the accept queue.
     pub max_connections: usize,
     /// Largest request header block, in bytes.
@@ -158,6 +169,14 @@ pub struct RouteConfig {
     pub header: Option<HeaderMatch>,
     /// Index into [`BalancerConfig::sets`] of the set that serves matching requests.
     pub set: usize,
+    /// The TCP connect timeout of matching requests (the balancer's unless the route sets
+    /// one).
+    pub connect_timeout: Duration,
+    /// The wait for response headers of matching requests (the balancer's unless set).
+    pub response_timeout: Duration,
+    /// The longest pause between body chunks of matching requests, either way (the
+    /// balancer's unless set). Kept-alive connections keep the balancer's idle timeout.
+    pub idle_timeout: Duration,
 }
 
 /// A header a route requires.
@@ -184,6 +203,11 @@ pub struct BackendHealthConfig {
     pub fall: u32,
     /// Statuses that pass.
     pub expect_status: Vec<StatusRange>,
+    /// The `Host` header of the check (lowercase); `None`: the backend's address.
+    pub host: Option<String>,
+    /// Text the response body must contain (the first 64 KiB are searched, within the
+    /// timeout); `None`: the body is not read.
+    pub expect_body: Option<String>,
 }
 
 impl BackendHealthConfig {
@@ -194,13 +218,13 @@ impl BackendHealthConfig {
         let url = reqwest::Url::parse(&format!("http://{addr}{}", self.path)).ok()?;
         Some(MonitorConfig {
             url: ProbeUrl::Http(url),
-            host: None,
+            host: self.host.clone(),
             interval: self.interval,
             timeout: self.timeout,
             rise: self.rise,
             fall: self.fall,
             expect_status: self.expect_status.clone(),
-            expect_body: None,
+            expect_body: self.expect_body.clone(),
             ca_file: None,
             insecure: false,
             capacity_from_pool: false,
@@ -384,29 +408,8 @@ fn balancer(
         }
     };
 
-    let mut routes = Vec::with_capacity(raw.routes.len());
-    for (index, route_raw) in raw.routes.iter().enumerate() {
-        routes.push(route(
-            source,
-            &format!("{what}.routes[{index}]"),
-            route_raw.as_ref(),
-            &sets,
-        )?);
-    }
-
-    let duration = |value: &Option<Spanned<String>>, key: &str, default: Duration| match value {
-        None => Ok(default),
-        Some(spanned) => {
-            let parsed = parse_duration(spanned.as_ref())
-                .map_err(|err| source.invalid(spanned, format_args!("{what}.{key}: {err}")))?;
-            if parsed.is_zero() || parsed > MAX_TIMEOUT {
-                return Err(source.invalid(
-                    spanned,
-                    format_args!("{what}.{key} must be above zero and at most 1d"),
-                ));
-            }
-            Ok(parsed)
-        }
+    let duration = |value: &Option<Spanned<String>>, key: &str, default: Duration| {
+        check_timeout(source, &what, key, value.as_ref(), default)
     };
     let connect_timeout = duration(
         &raw.connect_timeout,
@@ -420,6 +423,27 @@ fn balancer(
     )?;
     let idle_timeout = duration(&raw.idle_timeout, "idle_timeout", DEFAULT_IDLE_TIMEOUT)?;
     let drain_timeout = duration(&raw.drain_timeout, "drain_timeout", DEFAULT_DRAIN_TIMEOUT)?;
+    let slow_start = raw
+        .slow_start
+        .as_ref()
+        .map(|value| slow_start(source, &what, value, algorithm))
+        .transpose()?;
+
+    let inherited = RouteTimeouts {
+        connect: connect_timeout,
+        response: response_timeout,
+        idle: idle_timeout,
+    };
+    let mut routes = Vec::with_capacity(raw.routes.len());
+    for (index, route_raw) in raw.routes.iter().enumerate() {
+        routes.push(route(
+            source,
+            &format!("{what}.routes[{index}]"),
+            route_raw.as_ref(),
+            &sets,
+            inherited,
+        )?);
+    }
 
     let max_connections = match &raw.max_connections {
         None => DEFAULT_MAX_CONNECTIONS,
@@ -468,6 +492,7 @@ fn balancer(
         response_timeout,
         idle_timeout,
         drain_timeout,
+        slow_start,
         max_connections,
         max_header_bytes,
         max_body_bytes,
@@ -482,6 +507,70 @@ fn balancer(
             .map(|outlier| outlier_config(source, &what, outlier))
             .transpose()?,
     })
+}
+
+/// Checks a timeout key (`what.key`): above zero and at most [`MAX_TIMEOUT`]; `default` when
+/// not given.
+fn check_timeout(
+    source: &Source<'_>,
+    what: &str,
+    key: &str,
+    value: Option<&Spanned<String>>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(spanned) = value else {
+        return Ok(default);
+    };
+    let parsed = parse_duration(spanned.as_ref())
+        .map_err(|err| source.invalid(spanned, format_args!("{what}.{key}: {err}")))?;
+    if parsed.is_zero() || parsed > MAX_TIMEOUT {
+        return Err(source.invalid(
+            spanned,
+            format_args!("{what}.{key} must be above zero and at most 1d"),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Checks `slow_start` of a balancer using `algorithm`.
+fn slow_start(
+    source: &Source<'_>,
+    what: &str,
+    value: &Spanned<String>,
+    algorithm: Algorithm,
+) -> Result<Duration, ConfigError> {
+    let window = parse_duration(value.as_ref())
+        .map_err(|err| source.invalid(value, format_args!("{what}.slow_start: {err}")))?;
+    if window.is_zero() || window > MAX_SLOW_START {
+        return Err(source.invalid(
+            value,
+            format_args!(
+                "{what}.slow_start must be above zero and at most 1h (leave it out for no slow \
+                 start)"
+            ),
+        ));
+    }
+    if algorithm == Algorithm::RoundRobin {
+        return Err(source.invalid(
+            value,
+            format_args!(
+                "{what}.slow_start ramps weights, and round_robin ignores weights: use \
+                 weighted_round_robin (or another weighted algorithm)"
+            ),
+        ));
+    }
+    Ok(window)
+}
+
+/// The timeouts a route inherits from its balancer unless it sets its own.
+#[derive(Debug, Clone, Copy)]
+struct RouteTimeouts {
+    /// `connect_timeout`.
+    connect: Duration,
+    /// `response_timeout`.
+    response: Duration,
+    /// `idle_timeout`.
+    idle: Duration,
 }
 
 /// Checks one backend list (`what` names it in errors) and that `algorithm` can balance it.
@@ -551,12 +640,13 @@ fn backend_set(
     Ok(set)
 }
 
-/// Checks one route against the known `sets`.
+/// Checks one route against the known `sets`; its timeouts default to `inherited`.
 fn route(
     source: &Source<'_>,
     what: &str,
     raw: &RawRoute,
     sets: &[BackendSetConfig],
+    inherited: RouteTimeouts,
 ) -> Result<RouteConfig, ConfigError> {
     let path_prefix = match &raw.path_prefix {
         None => "/".to_owned(),
@@ -568,28 +658,15 @@ fn route(
     };
     let host = match &raw.host {
         None => None,
-        Some(value) => {
-            let host = value.as_ref().trim_end_matches('.').to_ascii_lowercase();
-            let valid = !host.is_empty()
-                && host.len() <= 253
-                && host.split('.').all(|label| {
-                    !label.is_empty()
-                        && label.len() <= 63
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                });
-            if !valid {
-                return Err(source.invalid(
-                    value,
-                    format_args!(
-                        "{what}.host: {:?} is not a host name (write it without port)",
-                        value.as_ref()
-                    ),
-                ));
-            }
-            Some(host)
-        }
+        Some(value) => Some(host_name(value.as_ref()).ok_or_else(|| {
+            source.invalid(
+                value,
+                format_args!(
+                    "{what}.host: {:?} is not a host name (write it without port)",
+                    value.as_ref()
+                ),
+            )
+        })?),
     };
     let header = match &raw.header {
         None => None,
@@ -634,11 +711,21 @@ fn route(
                 ),
             )
         })?;
+    let duration = |value: &Option<Spanned<String>>, key: &str, default: Duration| {
+        check_timeout(source, what, key, value.as_ref(), default)
+    };
     Ok(RouteConfig {
         path_prefix,
         host,
         header,
         set,
+        connect_timeout: duration(&raw.connect_timeout, "connect_timeout", inherited.connect)?,
+        response_timeout: duration(
+            &raw.response_timeout,
+            "response_timeout",
+            inherited.response,
+        )?,
+        idle_timeout: duration(&raw.idle_timeout, "idle_timeout", inherited.idle)?,
     })
 }
 
@@ -701,6 +788,38 @@ fn backend_health(
         },
     };
     let expect_status = super::health::expect_status(source, &what, raw.expect_status.as_ref())?;
+    let host = match &raw.host {
+        None => None,
+        Some(value) => Some(host_name(value.as_ref()).ok_or_else(|| {
+            source.invalid(
+                value,
+                format_args!(
+                    "{what}.host: {:?} is not a host name (write it without port)",
+                    value.as_ref()
+                ),
+            )
+        })?),
+    };
+    let expect_body = match &raw.expect_body {
+        None => None,
+        Some(value) if value.as_ref().is_empty() => {
+            return Err(source.invalid(
+                value,
+                format_args!("{what}.expect_body is empty: leave it out to ignore the body"),
+            ));
+        }
+        Some(value) if value.as_ref().len() > MAX_EXPECT_BODY => {
+            return Err(source.invalid(
+                value,
+                format_args!(
+                    "{what}.expect_body is {} bytes long: at most {MAX_EXPECT_BODY} (a marker \
+                     in the page, not the page)",
+                    value.as_ref().len()
+                ),
+            ));
+        }
+        Some(value) => Some(value.as_ref().clone()),
+    };
     Ok(BackendHealthConfig {
         path,
         interval,
@@ -708,6 +827,8 @@ fn backend_health(
         rise: threshold(&raw.rise, "rise", DEFAULT_RISE)?,
         fall: threshold(&raw.fall, "fall", DEFAULT_FALL)?,
         expect_status,
+        host,
+        expect_body,
     })
 }
 
@@ -774,6 +895,23 @@ fn hash_key(text: &str) -> Result<HashKey, String> {
     Err(format!(
         "{text:?} is not a hash key: write client_ip, header:NAME or cookie:NAME"
     ))
+}
+
+/// `text` as a host name for a `Host` header: lowercase, without a trailing dot; `None` unless
+/// it is dot-separated labels of letters, digits, `-` and `_` (an IPv4 address passes), at most
+/// 63 bytes each and 253 in all. The same rule as a monitor's `host`.
+fn host_name(text: &str) -> Option<String> {
+    let host = text.trim_end_matches('.').to_ascii_lowercase();
+    let valid = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    valid.then_some(host)
 }
 
 /// Checks an absolute request path: starts with `/`, visible ASCII, no query.
@@ -878,6 +1016,9 @@ mod tests {
                     value: "1".into()
                 }),
                 set: 1,
+                connect_timeout: Duration::from_secs(1),
+                response_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
             }]
         );
         assert_eq!(balancer.connect_timeout, Duration::from_secs(1));
@@ -912,6 +1053,7 @@ mod tests {
         assert_eq!(balancer.response_timeout, DEFAULT_RESPONSE_TIMEOUT);
         assert_eq!(balancer.idle_timeout, DEFAULT_IDLE_TIMEOUT);
         assert_eq!(balancer.drain_timeout, DEFAULT_DRAIN_TIMEOUT);
+        assert_eq!(balancer.slow_start, None);
         assert_eq!(balancer.max_connections, 10_000);
         assert_eq!(balancer.max_header_bytes, 65_536);
         assert_eq!(balancer.max_body_bytes, None);
@@ -934,6 +1076,9 @@ mod tests {
             ),
             ("/health", Duration::from_secs(2), 2, 3)
         );
+        assert_eq!((&health.host, &health.expect_body), (&None, &None));
+        let monitor = health.monitor("127.0.0.1:9001".parse().unwrap()).unwrap();
+        assert_eq!((monitor.host, monitor.expect_body), (None, None));
         assert_eq!(
             balancer.outlier,
             Some(OutlierConfig {
@@ -1159,6 +1304,179 @@ mod tests {
             &one("[balancers.web.outlier]\neject_for = \"2h\"\n"),
             5,
             "balancers.web.outlier.eject_for must be above zero and at most 1h",
+        );
+    }
+
+    #[test]
+    fn slow_start_is_read_and_checked() {
+        let config = parse(&one(
+            "algorithm = \"least_request\"\nslow_start = \"30s\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            config.balancers[0].slow_start,
+            Some(Duration::from_secs(30))
+        );
+        let config = parse(&one("algorithm = \"maglev\"\nslow_start = \"1h\"\n")).unwrap();
+        assert_eq!(
+            config.balancers[0].slow_start,
+            Some(Duration::from_secs(3600))
+        );
+        for algorithm in Algorithm::ALL {
+            let result = parse(&one(&format!(
+                "algorithm = \"{algorithm}\"\nslow_start = \"10s\"\n"
+            )));
+            assert_eq!(
+                result.is_ok(),
+                algorithm != Algorithm::RoundRobin,
+                "{algorithm}: {result:?}"
+            );
+        }
+        check_err(
+            &one("slow_start = \"10s\"\n"),
+            4,
+            "balancers.web.slow_start ramps weights, and round_robin ignores weights: use \
+             weighted_round_robin (or another weighted algorithm)",
+        );
+        for bad in ["0s", "61m", "2h"] {
+            check_err(
+                &one(&format!("algorithm = \"random\"\nslow_start = \"{bad}\"\n")),
+                5,
+                "balancers.web.slow_start must be above zero and at most 1h (leave it out for \
+                 no slow start)",
+            );
+        }
+        check_err(
+            &one("algorithm = \"random\"\nslow_start = 30\n"),
+            5,
+            "invalid type: integer `30`, expected a string",
+        );
+        check_err(
+            &one("algorithm = \"random\"\nslow_start = \"warm\"\n"),
+            5,
+            "balancers.web.slow_start: \"warm\" is not a duration of at most 10 years (write \
+             e.g. \"500ms\", \"10s\", \"2m\", \"1h\")",
+        );
+    }
+
+    #[test]
+    fn routes_override_timeouts() {
+        let config = parse(&one(
+            "connect_timeout = \"2s\"\nresponse_timeout = \"20s\"\nidle_timeout = \"40s\"\n\
+             [[balancers.web.routes]]\npath_prefix = \"/slow/\"\nbackends = \"default\"\n\
+             response_timeout = \"2m\"\n\
+             [[balancers.web.routes]]\npath_prefix = \"/fast/\"\nbackends = \"default\"\n\
+             connect_timeout = \"100ms\"\nresponse_timeout = \"250ms\"\nidle_timeout = \"1s\"\n\
+             [[balancers.web.routes]]\nbackends = \"default\"\n",
+        ))
+        .unwrap();
+        let timeouts: Vec<(u128, u128, u128)> = config.balancers[0]
+            .routes
+            .iter()
+            .map(|route| {
+                (
+                    route.connect_timeout.as_millis(),
+                    route.response_timeout.as_millis(),
+                    route.idle_timeout.as_millis(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            timeouts,
+            [
+                (2000, 120_000, 40_000),
+                (100, 250, 1000),
+                (2000, 20_000, 40_000)
+            ],
+            "a route inherits what it does not set"
+        );
+        let route = |line: &str| {
+            one(&format!(
+                "[[balancers.web.routes]]\npath_prefix = \"/a/\"\nbackends = \"default\"\n{line}\n"
+            ))
+        };
+        for key in ["connect_timeout", "response_timeout", "idle_timeout"] {
+            check_err(
+                &route(&format!("{key} = \"0ms\"")),
+                7,
+                &format!("balancers.web.routes[0].{key} must be above zero and at most 1d"),
+            );
+            check_err(
+                &route(&format!("{key} = \"25h\"")),
+                7,
+                &format!("balancers.web.routes[0].{key} must be above zero and at most 1d"),
+            );
+            check_err(
+                &route(&format!("{key} = \"soon\"")),
+                7,
+                &format!(
+                    "balancers.web.routes[0].{key}: \"soon\" is not a duration of at most 10 \
+                     years (write e.g. \"500ms\", \"10s\", \"2m\", \"1h\")"
+                ),
+            );
+        }
+        check_err(
+            &route("drain_timeout = \"1s\""),
+            7,
+            "unknown field `drain_timeout`, expected one of `path_prefix`, `host`, `header`, \
+             `backends`, `connect_timeout`, `response_timeout`, `idle_timeout`",
+        );
+    }
+
+    #[test]
+    fn health_host_and_expect_body() {
+        let config = parse(&one(
+            "[balancers.web.health]\nhost = \"WWW.Example.com.\"\nexpect_body = \"ready\"\n",
+        ))
+        .unwrap();
+        let health = config.balancers[0].health.as_ref().unwrap();
+        assert_eq!(health.host.as_deref(), Some("www.example.com"));
+        assert_eq!(health.expect_body.as_deref(), Some("ready"));
+        let monitor = health.monitor("127.0.0.1:9001".parse().unwrap()).unwrap();
+        assert_eq!(monitor.host.as_deref(), Some("www.example.com"));
+        assert_eq!(monitor.expect_body.as_deref(), Some("ready"));
+        assert_eq!(monitor.url.to_string(), "http://127.0.0.1:9001/health");
+        check_err(
+            &one("[balancers.web.health]\nhost = \"www.example.com:8080\"\n"),
+            5,
+            "balancers.web.health.host: \"www.example.com:8080\" is not a host name (write it \
+             without port)",
+        );
+        check_err(
+            &one("[balancers.web.health]\nhost = \"\"\n"),
+            5,
+            "balancers.web.health.host: \"\" is not a host name (write it without port)",
+        );
+        check_err(
+            &one("[balancers.web.health]\nhost = \"a..b\"\n"),
+            5,
+            "balancers.web.health.host: \"a..b\" is not a host name (write it without port)",
+        );
+        check_err(
+            &one("[balancers.web.health]\nexpect_body = \"\"\n"),
+            5,
+            "balancers.web.health.expect_body is empty: leave it out to ignore the body",
+        );
+        let long = "x".repeat(MAX_EXPECT_BODY + 1);
+        check_err(
+            &one(&format!(
+                "[balancers.web.health]\nexpect_body = \"{long}\"\n"
+            )),
+            5,
+            "balancers.web.health.expect_body is 1025 bytes long: at most 1024 (a marker in the \
+             page, not the page)",
+        );
+        let exact = "x".repeat(MAX_EXPECT_BODY);
+        assert!(
+            parse(&one(&format!(
+                "[balancers.web.health]\nexpect_body = \"{exact}\"\n"
+            )))
+            .is_ok()
+        );
+        check_err(
+            &one("[balancers.web.health]\nexpect_body = [\"ok\"]\n"),
+            5,
+            "invalid type: sequence, expected a string",
         );
     }
 }

@@ -188,6 +188,8 @@ pub(super) struct RawBalancer {
     pub idle_timeout: Option<Spanned<String>>,
     /// `drain_timeout = "30s"`.
     pub drain_timeout: Option<Spanned<String>>,
+    /// `slow_start = "30s"`: the weight ramp of a backend that becomes eligible again.
+    pub slow_start: Option<Spanned<String>>,
     /// `max_connections = 10000`.
     pub max_connections: Option<Spanned<u64>>,
     /// `max_header_bytes = 65536`.
@@ -240,6 +242,10 @@ pub(super) struct RawBackendHealth {
     pub fall: Option<Spanned<u64>>,
     /// `expect_status = ["2xx"]`.
     pub expect_status: Option<Spanned<Vec<toml::Value>>>,
+    /// `host = "www.example.com"`: the check's `Host` header.
+    pub host: Option<Spanned<String>>,
+    /// `expect_body = "ok"`: text the check's response body must contain.
+    pub expect_body: Option<Spanned<String>>,
 }
 
 /// `[balancers.NAME.outlier]`.
@@ -264,6 +270,13 @@ pub(super) struct RawRoute {
     pub header: Option<Spanned<RawHeaderMatch>>,
     /// `backends = "api"`: a backend set's name.
     pub backends: Spanned<String>,
+    /// `connect_timeout = "500ms"`: overrides the balancer's for this route's requests.
+    pub connect_timeout: Option<Spanned<String>>,
+    /// `response_timeout = "5s"`: overrides the balancer's for this route's requests.
+    pub response_timeout: Option<Spanned<String>>,
+    /// `idle_timeout = "10s"`: overrides the balancer's for this route's request and response
+    /// bodies.
+    pub idle_timeout: Option<Spanned<String>>,
 }
 
 /// `{ name = "x-canary", value = "1" }`.

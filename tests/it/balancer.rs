@@ -768,3 +768,384 @@ async fn shutdown_lets_requests_in_flight_finish_and_stops_accepting() {
         "nothing accepts after shutdown"
     );
 }
+
+/// Waits until `done` holds, checking every 20 ms for up to `limit`; whether it did.
+async fn until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+/// How many of `count` sequential GETs of `/` through `addr` the backend named `name` answered
+/// (every answer must be a 200).
+async fn answered_by(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    name: &str,
+    count: usize,
+) -> usize {
+    let mut hits = 0;
+    for _ in 0..count {
+        let (status, _, body) = get(client, addr, "/").await;
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        if body.as_deref() == Some(name) {
+            hits += 1;
+        }
+    }
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_start_ramps_a_backend_whose_checks_rise() {
+    let a = backend("a", Behaviour::Name).await;
+    let b = backend("b", Behaviour::Name).await;
+    let window = Duration::from_secs(6);
+    let server = server(&web(
+        &[(a.addr, 1), (b.addr, 1)],
+        "algorithm = \"weighted_round_robin\"\nslow_start = \"6s\"\n\
+         [balancers.web.health]\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1",
+    ))
+    .await;
+    let addr = pool_addr(&server);
+    let client = client();
+    let balancer = server.server.balancer("web").expect("web");
+    let b_state = balancer.pool().backend(b.addr).expect("b");
+    assert!(
+        !b_state.is_ramping(window),
+        "the backends a pool starts with do not ramp"
+    );
+    assert_eq!(
+        answered_by(&client, addr, "b", 20).await,
+        10,
+        "equal shares from the start"
+    );
+
+    b.healthy.store(false, Ordering::SeqCst);
+    assert!(
+        until(Duration::from_secs(5), || balancer.health().healthy == 1).await,
+        "b goes down"
+    );
+    b.healthy.store(true, Ordering::SeqCst);
+    assert!(
+        until(Duration::from_secs(5), || balancer.health().healthy == 2).await,
+        "b comes back"
+    );
+    let recovered = std::time::Instant::now();
+    assert!(b_state.is_ramping(window));
+    // The first second of a 6 s ramp: b weighs at most 25 % of its weight, so it takes at most
+    // a fifth of the requests where its steady share is a half.
+    let (mut total, mut to_b) = (0, 0);
+    while total < 60 && recovered.elapsed() < Duration::from_secs(1) {
+        to_b += answered_by(&client, addr, "b", 1).await;
+        total += 1;
+    }
+    assert!(total >= 10, "only {total} requests in the first second");
+    assert!(to_b > 0, "a ramping backend still takes some traffic");
+    assert!(
+        to_b * 100 < total * 35,
+        "b took {to_b} of {total} requests at the start of its ramp"
+    );
+    // After the ramp, the shares are equal again.
+    assert!(
+        until(Duration::from_secs(15), || !b_state.is_ramping(window)).await,
+        "the ramp ends"
+    );
+    let after = answered_by(&client, addr, "b", 40).await;
+    assert!(
+        (19..=21).contains(&after),
+        "b took {after} of 40 after its ramp"
+    );
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_have_their_own_timeouts() {
+    let slow = backend("slow", Behaviour::SlowHeaders(Duration::from_millis(600))).await;
+    // Sends its head and a first chunk, pauses 600 ms, then finishes the body.
+    let pausing = raw_backend(|mut stream| async move {
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nfirst";
+        if stream.write_all(head).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let _ = stream.write_all(b"-last").await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+    let sections = format!(
+        "{}\
+         [balancers.web.backend_sets.pausing]\nbackends = {}\n\
+         [[balancers.web.routes]]\npath_prefix = \"/impatient/\"\nbackends = \"default\"\nresponse_timeout = \"150ms\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/patient/\"\nbackends = \"default\"\nresponse_timeout = \"10s\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/brief/\"\nbackends = \"pausing\"\nidle_timeout = \"150ms\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/\"\nbackends = \"pausing\"\n",
+        web(
+            &[(slow.addr, 1)],
+            "response_timeout = \"300ms\"\nidle_timeout = \"5s\"",
+        ),
+        backend_list(&[(pausing, 1)]),
+    );
+    let server = server(&sections).await;
+    let addr = pool_addr(&server);
+    let client = client();
+    let (status, _, body) = get(&client, addr, "/impatient/x").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body:?}");
+    let (status, _, body) = get(&client, addr, "/patient/x").await;
+    assert_eq!(
+        (status, body.as_deref()),
+        (StatusCode::OK, Some("slow")),
+        "the route's longer timeout beats the balancer's 300 ms"
+    );
+    let (status, _, body) = get(&client, addr, "/brief/x").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body, None,
+        "a 600 ms pause in the body is over the route's 150 ms"
+    );
+    let (status, _, body) = get(&client, addr, "/other").await;
+    assert_eq!(
+        (status, body.as_deref()),
+        (StatusCode::OK, Some("first-last")),
+        "the balancer's idle timeout of 5 s lets the pause pass"
+    );
+    let balancer = server.server.balancer("web").expect("web");
+    assert_eq!(balancer.error_counts().2, 1, "one 504");
+    server.server.shutdown().await;
+}
+
+/// A backend whose `/health` answers 200 with `status: ready` or `status: warming`, and which
+/// records the `Host` of the last check.
+struct CheckedBackend {
+    /// Where it listens.
+    addr: SocketAddr,
+    /// Whether the health body says ready.
+    ready: Arc<AtomicBool>,
+    /// The `Host` header of the last health check.
+    host: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// Starts a [`CheckedBackend`].
+async fn checked_backend() -> CheckedBackend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let ready = Arc::new(AtomicBool::new(true));
+    let host = Arc::new(std::sync::Mutex::new(None));
+    let (ready_task, host_task) = (Arc::clone(&ready), Arc::clone(&host));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (ready, host) = (Arc::clone(&ready_task), Arc::clone(&host_task));
+            let service = service_fn(move |request: Request<Incoming>| {
+                let seen = request
+                    .headers()
+                    .get("host")
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned);
+                *host.lock().expect("host lock") = seen;
+                let body = if ready.load(Ordering::SeqCst) {
+                    "status: ready"
+                } else {
+                    "status: warming"
+                };
+                async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    CheckedBackend { addr, ready, host }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_checks_send_their_host_and_look_for_their_body() {
+    let checked = checked_backend().await;
+    // Answers 200 with the body "health": never what the checks look for.
+    let other = backend("other", Behaviour::Name).await;
+    let server = server(&web(
+        &[(checked.addr, 1), (other.addr, 1)],
+        "[balancers.web.health]\npath = \"/health\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 1\nfall = 1\n\
+         host = \"Check.Example.com\"\nexpect_body = \"ready\"",
+    ))
+    .await;
+    let balancer = server.server.balancer("web").expect("web");
+    let pool = balancer.pool();
+    let (checked_state, other_state) = (
+        pool.backend(checked.addr).expect("checked"),
+        pool.backend(other.addr).expect("other"),
+    );
+    assert!(
+        until(Duration::from_secs(5), || !other_state.is_healthy()).await,
+        "a 200 without the expected body fails the check"
+    );
+    assert!(checked_state.is_healthy(), "the expected body passes");
+    assert_eq!(
+        checked.host.lock().expect("host lock").as_deref(),
+        Some("check.example.com"),
+        "the check's Host header"
+    );
+    checked.ready.store(false, Ordering::SeqCst);
+    assert!(
+        until(Duration::from_secs(5), || !checked_state.is_healthy()).await,
+        "the body changed: down"
+    );
+    assert_eq!(balancer.health().healthy, 0);
+    checked.ready.store(true, Ordering::SeqCst);
+    assert!(
+        until(Duration::from_secs(5), || checked_state.is_healthy()).await,
+        "the body is back: up"
+    );
+    assert!(!other_state.is_healthy());
+    assert_eq!(balancer.health().healthy, 1);
+    server.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_cuts_off_what_is_left_after_the_drain_timeout() {
+    let hang = raw_backend(|stream| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(stream);
+    })
+    .await;
+    let streaming = raw_backend(|mut stream| async move {
+        let head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+        if stream.write_all(head).await.is_err() {
+            return;
+        }
+        while stream.write_all(b"1\r\nx\r\n").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let quick = backend("quick", Behaviour::SlowHeaders(Duration::from_millis(300))).await;
+    let echo = backend("echo", Behaviour::UpgradeEcho).await;
+    let sections = format!(
+        "{}\
+         [balancers.web.backend_sets.hang]\nbackends = {}\n\
+         [balancers.web.backend_sets.streaming]\nbackends = {}\n\
+         [balancers.web.backend_sets.echo]\nbackends = {}\n\
+         [[balancers.web.routes]]\npath_prefix = \"/hang\"\nbackends = \"hang\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/stream\"\nbackends = \"streaming\"\n\
+         [[balancers.web.routes]]\npath_prefix = \"/ws\"\nbackends = \"echo\"\n",
+        web(
+            &[(quick.addr, 1)],
+            "drain_timeout = \"1s\"\nresponse_timeout = \"30s\"\nidle_timeout = \"30s\"",
+        ),
+        backend_list(&[(hang, 1)]),
+        backend_list(&[(streaming, 1)]),
+        backend_list(&[(echo.addr, 1)]),
+    );
+    let server = server(&sections).await;
+    let addr = pool_addr(&server);
+    let client = client();
+    let balancer = server.server.balancer("web").expect("web");
+    let pool = balancer.pool();
+
+    // A request waiting for its response head, a response body streaming forever, and a
+    // tunnel, all in flight.
+    let waiting = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let answer = get(&client, addr, "/hang").await;
+            (answer.0, std::time::Instant::now())
+        })
+    };
+    let request = Request::get(format!("http://{addr}/stream"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = client.request(request).await.expect("stream response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut streamed = response.into_body();
+    let mut tunnel = TcpStream::connect(addr).await.expect("connect");
+    tunnel
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nhost: pool\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+        )
+        .await
+        .expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tunnel.read(&mut byte).await.expect("read head");
+        assert_eq!(n, 1, "tunnel closed early");
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let backends = [hang, streaming, echo.addr].map(|addr| pool.backend(addr).expect("backend"));
+    assert!(
+        until(Duration::from_secs(5), || backends
+            .iter()
+            .all(|b| b.outstanding() == 1))
+        .await,
+        "all three in flight"
+    );
+
+    // A request that finishes within the drain timeout is not disturbed.
+    let finishing = {
+        let client = client.clone();
+        tokio::spawn(async move { get(&client, addr, "/").await })
+    };
+    let quick_state = pool.backend(quick.addr).expect("quick");
+    assert!(until(Duration::from_secs(5), || quick_state.outstanding() == 1).await);
+
+    let drained_at = std::time::Instant::now();
+    for backend in [hang, streaming, echo.addr, quick.addr] {
+        assert!(balancer.drain(backend));
+    }
+    let (status, _, body) = finishing.await.expect("finishing");
+    assert_eq!((status, body.as_deref()), (StatusCode::OK, Some("quick")));
+
+    // The body streams on until the drain timeout, then fails.
+    let cut = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match streamed.frame().await {
+                Some(Ok(_)) => continue,
+                Some(Err(_)) => return true,
+                None => return false,
+            }
+        }
+    })
+    .await
+    .expect("the stream is cut within 10 s");
+    assert!(cut, "the stream ended cleanly: it must fail");
+    let body_end = drained_at.elapsed();
+    let (status, answered_at) = waiting.await.expect("waiting");
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let answered = answered_at.duration_since(drained_at);
+    let mut rest = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(10), tunnel.read(&mut rest))
+        .await
+        .expect("the tunnel is closed within 10 s");
+    let tunnel_end = drained_at.elapsed();
+    assert!(matches!(closed, Ok(0) | Err(_)), "{closed:?}");
+    for (what, elapsed) in [
+        ("response head", answered),
+        ("body", body_end),
+        ("tunnel", tunnel_end),
+    ] {
+        assert!(
+            elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(5),
+            "{what} cut after {elapsed:?}, drain_timeout 1s"
+        );
+    }
+    assert!(
+        until(Duration::from_secs(5), || backends
+            .iter()
+            .all(|b| b.outstanding() == 0))
+        .await,
+        "nothing left in flight"
+    );
+    let (_, unavailable, _, _, _) = balancer.error_counts();
+    assert_eq!(unavailable, 0);
+    server.server.shutdown().await;
+}
