@@ -13,6 +13,8 @@ mod duration;
 mod geo;
 mod health;
 mod raw;
+#[cfg(test)]
+mod reference;
 mod service;
 
 pub use admin::AdminConfig;
