@@ -6,6 +6,12 @@
 //! event loop per worker process). The accept loop hands each new connection to the worker
 //! serving the fewest; the connection, its requests, and the upstream connections they use
 //! then stay on that thread, so a request never waits for another thread to wake up.
+//!
+//! When the process may run on exactly as many CPUs as it has workers (no CPU quota below its
+//! affinity mask), worker N is pinned to the N-th of those CPUs, as nginx's
+//! `worker_cpu_affinity auto` does. Two workers then never share a core while another core runs
+//! the rest of the machine's work, which on small machines shows as a tail of requests waiting a
+//! scheduler tick for the CPU.
 
 use std::io;
 use std::net::SocketAddr;
@@ -263,11 +269,14 @@ impl Drop for Assigned {
 }
 
 impl Workers {
-    /// Starts one worker per available core.
+    /// Starts one worker per available core, each pinned to its own CPU when the process has
+    /// exactly that many (see the module documentation).
     fn start() -> io::Result<Self> {
         let count = std::thread::available_parallelism().map_or(1, usize::from);
+        let cpus = worker_cpus(count);
         let mut workers = Vec::with_capacity(count);
         for index in 0..count {
+            let cpu = cpus.as_ref().map(|cpus| cpus[index]);
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -275,7 +284,12 @@ impl Workers {
             handle.spawn(expire_idle_connections());
             std::thread::Builder::new()
                 .name(format!("meridian-l7-{index}"))
-                .spawn(move || runtime.block_on(std::future::pending::<()>()))?;
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu);
+                    }
+                    runtime.block_on(std::future::pending::<()>());
+                })?;
             workers.push(Worker {
                 handle,
                 connections: AtomicUsize::new(0),
@@ -291,6 +305,34 @@ impl Workers {
         self.workers
             .iter()
             .min_by_key(|worker| worker.connections.load(Ordering::Relaxed))
+    }
+}
+
+/// The CPUs to pin `count` workers to, one each: the CPUs of the process's affinity mask, if
+/// there are exactly `count` of them. `None` (no pinning) when the mask is wider than the
+/// workers (a CPU quota leaves fewer cores than the mask names, so the scheduler should place
+/// them) or cannot be read.
+fn worker_cpus(count: usize) -> Option<Vec<usize>> {
+    let mask = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()?;
+    let cpus: Vec<usize> = (0..nix::sched::CpuSet::count())
+        .filter(|&cpu| mask.is_set(cpu).unwrap_or(false))
+        .collect();
+    pinnable(cpus, count)
+}
+
+/// `cpus` if it names exactly one CPU per worker and there is more than one worker.
+fn pinnable(cpus: Vec<usize>, count: usize) -> Option<Vec<usize>> {
+    (count > 1 && cpus.len() == count).then_some(cpus)
+}
+
+/// Pins the calling thread to `cpu`; a failure is logged and leaves the thread unpinned.
+fn pin_to(cpu: usize) {
+    let mut set = nix::sched::CpuSet::new();
+    let result = set
+        .set(cpu)
+        .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
+    if let Err(error) = result {
+        tracing::warn!(cpu, %error, "cannot pin a balancer worker to its CPU; it runs unpinned");
     }
 }
 
@@ -380,5 +422,21 @@ async fn until(phase: &mut watch::Receiver<Phase>, done: impl Fn(Phase) -> bool)
         if phase.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pinnable;
+
+    #[test]
+    fn workers_are_pinned_only_with_one_cpu_each() {
+        assert_eq!(pinnable(vec![0, 1], 2), Some(vec![0, 1]));
+        assert_eq!(pinnable(vec![2, 5, 7], 3), Some(vec![2, 5, 7]));
+        // A CPU quota below the mask: the scheduler places the workers.
+        assert_eq!(pinnable(vec![0, 1, 2, 3], 2), None);
+        // A single worker has nothing to be kept apart from.
+        assert_eq!(pinnable(vec![3], 1), None);
+        assert_eq!(pinnable(Vec::new(), 2), None);
     }
 }
