@@ -431,7 +431,11 @@ async fn proxy(
         let backend = outstanding.backend();
         let now = Instant::now();
         let rtt = now.saturating_duration_since(sent);
-        backend.observe_latency_at(rtt, now);
+        // Only least_response_time reads a backend's estimate; other algorithms skip its lock,
+        // which every worker would otherwise take for the same backend on every request.
+        if config.algorithm == super::Algorithm::LeastResponseTime {
+            backend.observe_latency_at(rtt, now);
+        }
         shared.pool.observe_latency(rtt);
         let gateway_error = matches!(
             response.status(),
