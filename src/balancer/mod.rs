@@ -549,6 +549,21 @@ impl Selector {
     }
 }
 
+/// `T` on cache lines of its own (128 bytes, as x86 fetches lines in adjacent pairs), so a
+/// counter that every worker writes on every request does not keep evicting the read-mostly
+/// fields next to it from the other cores' caches.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     //! Tests of the selector, and helpers the algorithm modules' tests share.

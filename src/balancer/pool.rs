@@ -30,7 +30,7 @@ use http::HeaderValue;
 use http::uri::Authority;
 
 use super::slow_start;
-use super::{Algorithm, PeakEwma, SelectInput, Selector};
+use super::{Algorithm, Padded, PeakEwma, SelectInput, Selector};
 use crate::config::{BalancerConfig, HashKey, OutlierConfig, RouteConfig};
 use crate::health::probe::Prober;
 use crate::health::state::{TargetState, Thresholds};
@@ -87,16 +87,15 @@ pub struct Backend {
     /// While drained: when its requests in flight are cut off, in [`now_ms`] milliseconds;
     /// 0: not drained.
     drain_until_ms: AtomicU64,
-    /// Requests sent and not yet finished.
-    outstanding: AtomicU32,
+    /// Requests sent and not yet finished, and requests sent: written by every worker on every
+    /// request, so kept off the lines of the fields above.
+    traffic: Padded<Traffic>,
     /// Response-header latency estimate.
     latency: Mutex<PeakEwma>,
     /// Passive outlier detection state.
     outlier: Mutex<OutlierState>,
     /// The active checks' rise/fall state.
     check: Mutex<TargetState>,
-    /// Requests sent to this backend.
-    requests: AtomicU64,
     /// Requests that failed at this backend (transport errors, timeouts, 502/503/504).
     failures: AtomicU64,
 }
@@ -123,11 +122,10 @@ impl Backend {
             ejected_until: AtomicU64::new(0),
             ramp_from_ms: AtomicU64::new(ramp_from_ms),
             drain_until_ms: AtomicU64::new(0),
-            outstanding: AtomicU32::new(0),
+            traffic: Padded::default(),
             latency: Mutex::new(PeakEwma::with_defaults(Instant::now())),
             outlier: Mutex::new(OutlierState::default()),
             check: Mutex::new(TargetState::new(true)),
-            requests: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         }
     }
@@ -213,13 +211,13 @@ impl Backend {
 
     /// Requests in flight.
     pub fn outstanding(&self) -> u32 {
-        self.outstanding.load(Ordering::Relaxed)
+        self.traffic.outstanding.load(Ordering::Relaxed)
     }
 
     /// Requests sent, and requests that failed.
     pub fn counts(&self) -> (u64, u64) {
         (
-            self.requests.load(Ordering::Relaxed),
+            self.traffic.requests.load(Ordering::Relaxed),
             self.failures.load(Ordering::Relaxed),
         )
     }
@@ -231,8 +229,8 @@ impl Backend {
 
     /// [`Backend::begin`], keeping this reference in the guard (no further reference count).
     pub fn start(self: Arc<Self>) -> Outstanding {
-        self.outstanding.fetch_add(1, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.traffic.outstanding.fetch_add(1, Ordering::Relaxed);
+        self.traffic.requests.fetch_add(1, Ordering::Relaxed);
         Outstanding { backend: self }
     }
 
@@ -284,7 +282,10 @@ impl Outstanding {
 impl Drop for Outstanding {
     /// The request finished: one fewer outstanding.
     fn drop(&mut self) {
-        self.backend.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.backend
+            .traffic
+            .outstanding
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -572,12 +573,28 @@ pub struct Pool {
     backends: Mutex<HashMap<SocketAddr, Arc<Backend>>>,
     /// The running active-check task of each backend.
     checks: Mutex<HashMap<SocketAddr, tokio::task::JoinHandle<()>>>,
+    /// What every request updates, on cache lines of its own.
+    counters: Padded<PoolCounters>,
+}
+
+/// A pool's per-request counters.
+#[derive(Debug, Default)]
+struct PoolCounters {
     /// Requests in flight through the pool.
     in_flight: AtomicU64,
     /// Requests that entered the pool since it started.
     requests: AtomicU64,
     /// Smoothed response-header latency, in microseconds (EWMA, 1/8 per sample).
     latency_us: AtomicU64,
+}
+
+/// A backend's per-request counters.
+#[derive(Debug, Default)]
+struct Traffic {
+    /// Requests sent and not yet finished.
+    outstanding: AtomicU32,
+    /// Requests sent to this backend.
+    requests: AtomicU64,
 }
 
 impl Pool {
@@ -589,9 +606,7 @@ impl Pool {
             topology: ArcSwap::from_pointee(topology),
             backends: Mutex::new(backends),
             checks: Mutex::new(HashMap::new()),
-            in_flight: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
-            latency_us: AtomicU64::new(0),
+            counters: Padded::default(),
         });
         pool.reconcile_checks(None);
         pool
@@ -654,8 +669,8 @@ impl Pool {
 
     /// Counts a request entering the pool until the guard drops.
     pub fn enter(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         InFlight {
             pool: Arc::clone(self),
         }
@@ -664,15 +679,16 @@ impl Pool {
     /// Feeds a response-header latency into the pool's smoothed latency.
     pub fn observe_latency(&self, rtt: Duration) {
         let sample = u64::try_from(rtt.as_micros()).unwrap_or(u64::MAX);
-        let _ = self
-            .latency_us
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-                Some(if old == 0 {
-                    sample
-                } else {
-                    old - old / 8 + sample / 8
-                })
-            });
+        let _ =
+            self.counters
+                .latency_us
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    Some(if old == 0 {
+                        sample
+                    } else {
+                        old - old / 8 + sample / 8
+                    })
+                });
     }
 
     /// The pool's health: the default set's eligible backends against `min_healthy`.
@@ -687,9 +703,9 @@ impl Pool {
         PoolHealth {
             healthy,
             total: members.len(),
-            in_flight: self.in_flight.load(Ordering::Relaxed),
-            requests: self.requests.load(Ordering::Relaxed),
-            latency_ms: self.latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
+            in_flight: self.counters.in_flight.load(Ordering::Relaxed),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            latency_ms: self.counters.latency_us.load(Ordering::Relaxed) as f64 / 1000.0,
             ok: healthy >= topology.config.min_healthy,
         }
     }
@@ -802,7 +818,7 @@ pub struct InFlight {
 impl Drop for InFlight {
     /// The request finished.
     fn drop(&mut self) {
-        self.pool.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.pool.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -16,7 +16,10 @@ use super::eligible::{self, DRAWS};
 /// While the mask holds still, consecutive picks visit the eligible backends in index order,
 /// each once per turn (an ineligible backend's turn goes to the next eligible one, without
 /// giving that one two turns). Concurrent pickers share the rotation.
+///
+/// It sits on cache lines of its own: every worker advances the cursor on every pick.
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct RoundRobin {
     /// How many picks have been made (wrapping); turn `t` belongs to backend `t % backends`.
     cursor: AtomicUsize,
