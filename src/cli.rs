@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::{Args, Parser, Subcommand};
 use reqwest::Method;
@@ -824,9 +824,6 @@ fn serve(path: &Path) -> ExitCode {
     }
 }
 
-/// How long shutdown waits for admin API requests in flight.
-const ADMIN_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
 /// Serves until a stop signal, reloading on SIGHUP; serves the admin API when `[admin] listen`
 /// is set.
 pub(crate) async fn run(loaded: Loaded) -> std::io::Result<()> {
@@ -858,9 +855,8 @@ pub(crate) async fn run(loaded: Loaded) -> std::io::Result<()> {
         })?),
         None => None,
     };
-    let server = Arc::new(RunningServer::start(loaded).map_err(|err| {
-        std::io::Error::new(err.kind(), format!("cannot bind dns.listen: {err}"))
-    })?);
+    // The error names the address and protocol that could not be bound.
+    let server = Arc::new(RunningServer::start(loaded)?);
     tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), zones, "serving");
     crate::notify::ready();
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -882,7 +878,14 @@ pub(crate) async fn run(loaded: Loaded) -> std::io::Result<()> {
             _ = hangup.recv() => match tokio::task::block_in_place(|| {
                 crate::notify::reloading();
                 let result = server.reload();
-                crate::notify::ready();
+                // Ready again either way: a failed reload changed nothing, and the status
+                // line says it failed.
+                match &result {
+                    Ok(_) => crate::notify::ready(),
+                    Err(err) => crate::notify::ready_after_failed_reload(
+                        err.lines().first().map_or("", String::as_str),
+                    ),
+                }
                 result
             }) {
                 Ok(summary) => {
@@ -906,7 +909,7 @@ pub(crate) async fn run(loaded: Loaded) -> std::io::Result<()> {
     crate::notify::stopping();
     let _ = admin_stop.send(());
     if let Some(mut task) = admin_task {
-        match tokio::time::timeout(ADMIN_SHUTDOWN_GRACE, &mut task).await {
+        match tokio::time::timeout(crate::server::ADMIN_SHUTDOWN_GRACE, &mut task).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(err))) => tracing::error!(%err, "admin API failed"),
             Ok(Err(err)) => tracing::error!(%err, "admin API task failed"),

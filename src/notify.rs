@@ -6,6 +6,10 @@
 //! newline-separated `KEY=VALUE` assignments sent to that socket: a file system path, or an
 //! abstract socket name written with a leading `@`.
 //!
+//! A reload ends with `READY=1` whether it succeeded or not, since the server serves either way
+//! and the protocol has no way to report a failed reload; the `STATUS=` line (what
+//! `systemctl status` shows) says which.
+//!
 //! Without `NOTIFY_SOCKET` every function here does nothing. A notification that cannot be sent
 //! is logged once and otherwise ignored: the server serves whether or not its manager listens.
 
@@ -22,9 +26,16 @@ pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 /// on every reload.
 static WARNED: AtomicBool = AtomicBool::new(false);
 
-/// Tells the manager the server is serving: after start-up, and again after every reload.
+/// Tells the manager the server is serving: after start-up, and again after every reload that
+/// succeeded.
 pub fn ready() {
-    notify(&ready_message(std::process::id()));
+    notify(&ready_message());
+}
+
+/// Ends a reload that failed: the server is ready again, serving the data it had, and its
+/// status line says why the reload failed (`error`, the first line of the error).
+pub fn ready_after_failed_reload(error: &str) {
+    notify(&reload_failed_message(error));
 }
 
 /// Tells the manager a reload is starting; [`ready`] ends it.
@@ -40,9 +51,33 @@ pub fn stopping() {
     notify(&stopping_message());
 }
 
-/// The message that reports readiness, naming `pid` as the main process.
-pub fn ready_message(pid: u32) -> String {
-    format!("READY=1\nSTATUS=Serving\nMAINPID={pid}\n")
+/// The message that reports readiness.
+///
+/// It carries no `MAINPID=`: the manager already knows the process it started, and a process
+/// in a PID namespace of its own (a container run with `podman --sdnotify=container`) would
+/// name a PID the manager cannot see.
+pub fn ready_message() -> String {
+    "READY=1\nSTATUS=Serving\n".to_string()
+}
+
+/// Longest reload error, in bytes, that the status line carries; the log has the whole error.
+const STATUS_ERROR_MAX: usize = 200;
+
+/// The message that ends a failed reload: ready again, on the previous data, with `error`'s
+/// first line (control characters replaced, cut to [`STATUS_ERROR_MAX`] bytes) in the status.
+pub fn reload_failed_message(error: &str) -> String {
+    let first = error.lines().next().unwrap_or("").trim();
+    let mut line = String::with_capacity(first.len().min(STATUS_ERROR_MAX));
+    for c in first.chars() {
+        if line.len() + c.len_utf8() > STATUS_ERROR_MAX {
+            break;
+        }
+        line.push(if c.is_control() { ' ' } else { c });
+    }
+    if line.is_empty() {
+        return "READY=1\nSTATUS=Serving the previous data; reload failed\n".to_string();
+    }
+    format!("READY=1\nSTATUS=Serving the previous data; reload failed: {line}\n")
 }
 
 /// The message that starts a reload at `monotonic_usec` (`CLOCK_MONOTONIC`, in microseconds).
@@ -172,10 +207,10 @@ mod tests {
     fn sends_each_message_as_one_datagram_to_a_path() {
         let dir = tempfile::tempdir().unwrap();
         let (socket, name) = receiver(&dir);
-        send(&name, &ready_message(42)).unwrap();
+        send(&name, &ready_message()).unwrap();
         send(&name, &reloading_message(1_234_567)).unwrap();
         send(&name, &stopping_message()).unwrap();
-        assert_eq!(receive(&socket), "READY=1\nSTATUS=Serving\nMAINPID=42\n");
+        assert_eq!(receive(&socket), "READY=1\nSTATUS=Serving\n");
         assert_eq!(
             receive(&socket),
             "RELOADING=1\nSTATUS=Reloading the config and zones\nMONOTONIC_USEC=1234567\n"
@@ -233,12 +268,45 @@ mod tests {
     }
 
     #[test]
-    fn the_ready_message_names_the_main_process() {
-        let message = ready_message(std::process::id());
+    fn the_ready_message_names_no_process() {
+        let message = ready_message();
         assert!(message.starts_with("READY=1\n"), "{message}");
+        assert!(!message.contains("MAINPID="), "{message}");
+    }
+
+    #[test]
+    fn a_failed_reload_is_ready_on_the_previous_data_with_the_first_error_line() {
+        let message = reload_failed_message(
+            "zones/example.com.zone:3: unknown record type FOO\nzones/b.zone:1: second error\n",
+        );
+        assert_eq!(
+            message,
+            "READY=1\nSTATUS=Serving the previous data; reload failed: \
+             zones/example.com.zone:3: unknown record type FOO\n"
+        );
+    }
+
+    #[test]
+    fn the_reload_error_in_the_status_is_one_bounded_line() {
+        let long = format!("tab\there\rreturn {}\nsecond line", "é".repeat(400));
+        let message = reload_failed_message(&long);
+        let status = message
+            .strip_prefix("READY=1\nSTATUS=")
+            .and_then(|rest| rest.strip_suffix('\n'))
+            .expect("two assignments");
+        assert!(!status.contains(['\n', '\r', '\t']), "{status:?}");
+        let error = status
+            .strip_prefix("Serving the previous data; reload failed: ")
+            .unwrap();
+        assert!(error.len() <= STATUS_ERROR_MAX, "{} bytes", error.len());
         assert!(
-            message.contains(&format!("\nMAINPID={}\n", std::process::id())),
-            "{message}"
+            error.len() > STATUS_ERROR_MAX - 2,
+            "cut at the limit, not before"
+        );
+        assert!(error.starts_with("tab here return é"), "{error}");
+        assert_eq!(
+            reload_failed_message(""),
+            "READY=1\nSTATUS=Serving the previous data; reload failed\n"
         );
     }
 }

@@ -10,9 +10,15 @@
 //! - `systemd-analyze verify` accepts the unit (Debian package `systemd`); `promtool` (Debian
 //!   package `prometheus`) accepts the rules, passes their unit tests and parses every dashboard
 //!   query.
-//! - The real binary speaks the service manager protocol: READY=1, RELOADING=1 with
-//!   MONOTONIC_USEC, READY=1 again, STOPPING=1; and the image's probe script reads `/healthz` and
-//!   `/readyz` from a real server.
+//! - The Kubernetes pod binds port 53 through its unprivileged port range (no_new_privs keeps
+//!   the file capability from working); every stop timeout outlasts the longest stop with a
+//!   default balancer; the Grafana dashboard asks for its data source on import, and its answer
+//!   shares are of a service's whole traffic.
+//! - The real binary speaks the service manager protocol: READY=1 (after which DNS answers at
+//!   once, over UDP and TCP), RELOADING=1 with MONOTONIC_USEC, READY=1 again (with a failed
+//!   reload's reason in STATUS=), STOPPING=1, and never MAINPID=; a taken DNS port fails the
+//!   start naming the address, before READY=1; a reload warns of `[admin]` changes it cannot
+//!   apply; and the image's probe script reads `/healthz` and `/readyz` from a real server.
 //!
 //! Tests that need a tool print a notice and pass without it, unless `MERIDIAN_REQUIRE_TOOLS=1`.
 
@@ -33,7 +39,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::geo::GEO_TEST;
-use crate::harness::{EXAMPLE_COM, TestServer};
+use crate::harness::{EXAMPLE_COM, Query, Reply, TestServer, qtype, rcode};
 use crate::interop::required;
 
 /// The repository's root.
@@ -772,7 +778,9 @@ fn the_kubernetes_manifests_match_the_config_and_the_image() {
     assert_eq!(deployment["spec"]["selector"]["matchLabels"], *labels);
     let container = &pod["containers"][0];
 
-    // Security: non-root, read-only, only NET_BIND_SERVICE, RuntimeDefault seccomp.
+    // Security: non-root, read-only, no privilege escalation, RuntimeDefault seccomp, and
+    // no capability but NET_BIND_SERVICE in the bounding set (the binary's file capability
+    // must lie within it, or the kernel refuses to run it).
     assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert_eq!(pod["securityContext"]["runAsUser"], 10053);
     assert_eq!(
@@ -786,6 +794,24 @@ fn the_kubernetes_manifests_match_the_config_and_the_image() {
     assert_eq!(
         security["capabilities"]["add"],
         serde_json::json!(["NET_BIND_SERVICE"])
+    );
+    // Port 53: no_new_privs (allowPrivilegeEscalation: false) keeps the file capability from
+    // taking effect and a non-root container has no ambient capabilities, so only the pod's
+    // unprivileged port range lets it bind. The sysctl's value is a string, and it needs the
+    // pod's own network namespace.
+    let sysctls = pod["securityContext"]["sysctls"]
+        .as_array()
+        .expect("the pod sets sysctls");
+    let start = sysctls
+        .iter()
+        .find(|sysctl| sysctl["name"] == "net.ipv4.ip_unprivileged_port_start")
+        .expect("the pod sets net.ipv4.ip_unprivileged_port_start");
+    let start: u16 = text(start, "/value")
+        .parse()
+        .expect("the sysctl's value is a port number, as a string");
+    assert_ne!(
+        pod["hostNetwork"], true,
+        "the sysctl is per network namespace"
     );
     assert!(container["resources"]["requests"].is_object());
     assert!(container["resources"]["limits"]["memory"].is_string());
@@ -804,6 +830,10 @@ fn the_kubernetes_manifests_match_the_config_and_the_image() {
     let dns = dns_ports(&config);
     assert_eq!(dns.len(), 1, "one DNS port");
     let dns = *dns.first().unwrap();
+    assert!(
+        start <= dns,
+        "ip_unprivileged_port_start {start} lets port {dns} bind"
+    );
     assert_eq!(ports["dns-udp"], (dns, "UDP".to_string()));
     assert_eq!(ports["dns-tcp"], (dns, "TCP".to_string()));
     assert_eq!(ports["admin"], (admin_port(&config), "TCP".to_string()));
@@ -900,6 +930,64 @@ fn the_kubernetes_manifests_match_the_config_and_the_image() {
     assert!(deployment["spec"]["replicas"].as_u64().unwrap() > 1);
 }
 
+/// The value of the first `key: value` line of `text` (YAML written one key per line).
+fn yaml_line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {key}: line"))
+        .trim()
+}
+
+/// The number after `flag` in `text` (`--stop-timeout 45`).
+fn flag_value(text: &str, flag: &str) -> u64 {
+    let at = text
+        .find(&format!("{flag} "))
+        .unwrap_or_else(|| panic!("no {flag}"));
+    let value = text[at + flag.len()..].split_whitespace().next().unwrap();
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{flag} {value}: not a number"))
+}
+
+#[test]
+fn stop_timeouts_outlast_the_longest_stop_with_a_default_balancer() {
+    // The longest stop of a server with one pool left at the default drain_timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[balancers.web]\nlisten = \"127.0.0.1:0\"\nbackends = [{ addr = \"127.0.0.1:9\" }]\n",
+    );
+    let loaded = meridian::snapshot::load(&config).unwrap();
+    let longest = meridian::server::longest_stop(&loaded.config);
+    assert!(
+        longest > meridian::server::ADMIN_SHUTDOWN_GRACE + meridian::server::SHUTDOWN_GRACE,
+        "a default drain_timeout is longer than the TCP grace: {longest:?}"
+    );
+    // Each manager waits longer, with at least 5 s to spare, before it kills the process.
+    let unit = read("systemd/meridian.service");
+    let systemd = meridian::config::parse_duration(unit_values(&unit, "TimeoutStopSec")[0])
+        .expect("TimeoutStopSec is a plain duration");
+    let kubernetes = Duration::from_secs(
+        yaml_line(
+            &read("kubernetes/deployment.yaml"),
+            "terminationGracePeriodSeconds",
+        )
+        .parse()
+        .unwrap(),
+    );
+    let docker = Duration::from_secs(flag_value(&read("README.md"), "--stop-timeout"));
+    for (manager, timeout) in [
+        ("systemd TimeoutStopSec", systemd),
+        ("Kubernetes terminationGracePeriodSeconds", kubernetes),
+        ("docker run --stop-timeout", docker),
+    ] {
+        assert!(
+            timeout >= longest + Duration::from_secs(5),
+            "{manager} {timeout:?}: a stop can take {longest:?}"
+        );
+    }
+}
+
 /// The rule file that records every query of the Grafana dashboard, with its variables filled
 /// in, so promtool parses them.
 fn dashboard_queries_as_rules(dashboard: &Value) -> (usize, String) {
@@ -961,6 +1049,106 @@ fn promtool_accepts_the_rules_their_tests_and_the_dashboard_queries() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("dashboard.rules.json"), rules).unwrap();
     promtool(&["check", "rules", "dashboard.rules.json"], dir.path());
+}
+
+/// The strings of `value` that hold `${NAME}`, with each `NAME`.
+fn placeholders(value: &Value) -> Vec<String> {
+    let mut strings = Vec::new();
+    json_strings(value, &mut strings);
+    let mut names = Vec::new();
+    for string in strings {
+        let mut rest = string.as_str();
+        while let Some(start) = rest.find("${") {
+            let end = rest[start..].find('}').expect("placeholder closes") + start;
+            names.push(rest[start + 2..end].to_string());
+            rest = &rest[end..];
+        }
+    }
+    names
+}
+
+#[test]
+fn the_dashboard_asks_for_its_data_source_on_import() {
+    let dashboard: Value = serde_json::from_str(&read("grafana/meridian.json")).unwrap();
+    // The import dialog offers one data source picker per input of type datasource.
+    let inputs = dashboard["__inputs"].as_array().expect("__inputs");
+    let input = inputs
+        .iter()
+        .find(|input| input["name"] == "DS_PROMETHEUS")
+        .expect("an input DS_PROMETHEUS");
+    assert_eq!(input["type"], "datasource");
+    assert_eq!(input["pluginId"], "prometheus");
+    // The choice becomes the data source variable's value, which every query uses.
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let source = variables
+        .iter()
+        .find(|variable| variable["type"] == "datasource")
+        .expect("a data source variable");
+    assert_eq!(source["query"], "prometheus");
+    assert_eq!(source["current"]["value"], "${DS_PROMETHEUS}");
+    let variable = format!("${{{}}}", text(source, "/name"));
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        if panel["targets"].is_array() {
+            assert_eq!(
+                text(panel, "/datasource/uid"),
+                variable,
+                "panel {}",
+                panel["title"]
+            );
+            queried += 1;
+        }
+    }
+    assert!(queried >= 10, "{queried} panels query");
+    // Every placeholder names an input or a variable: the import leaves none unresolved.
+    let mut known: BTreeSet<String> = inputs
+        .iter()
+        .map(|input| text(input, "/name").to_string())
+        .collect();
+    known.extend(
+        variables
+            .iter()
+            .map(|variable| text(variable, "/name").to_string()),
+    );
+    for name in placeholders(&dashboard) {
+        assert!(known.contains(&name), "${{{name}}} is no input or variable");
+    }
+}
+
+#[test]
+fn answer_shares_are_of_all_of_a_services_answers() {
+    let dashboard: Value = serde_json::from_str(&read("grafana/meridian.json")).unwrap();
+    let panel = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|panel| panel["title"] == "Share of answers by region")
+        .expect("the share panel");
+    let expr = text(&panel["targets"][0], "/expr");
+    let (numerator, denominator) = expr.split_once(" / ").expect("a ratio");
+    let selector = |side: &str| -> Vec<String> {
+        let (_, selector) = referenced_series(side)
+            .into_iter()
+            .find(|(name, _)| name == "meridian_gslb_answers_total")
+            .expect("the answer counter");
+        matchers(&selector.expect("a selector"))
+            .into_iter()
+            .map(|(label, _, _)| label)
+            .collect()
+    };
+    // The selected regions pick the lines; the total is the service's, whatever is selected.
+    assert!(
+        selector(numerator).contains(&"region".to_string()),
+        "{expr}"
+    );
+    assert!(
+        !selector(denominator).contains(&"region".to_string()),
+        "{expr}"
+    );
+    assert!(
+        selector(denominator).contains(&"service".to_string()),
+        "{expr}"
+    );
 }
 
 /// A `meridian serve` child whose log lines arrive on a channel.
@@ -1033,11 +1221,38 @@ impl Server {
         assert!(status.success());
     }
 
-    /// Waits for the exit; its code and the whole log.
+    /// Waits up to 30 s for the exit; its code and the whole log. A server still running then
+    /// is killed, and the test fails with its log.
     fn wait(mut self) -> (Option<i32>, String) {
-        let status = self.child.wait().unwrap();
-        self.log.extend(self.lines.iter());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                self.drain_log(Instant::now() + Duration::from_secs(1));
+                panic!(
+                    "the server did not exit within 30 s; log:\n{}",
+                    self.log.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.drain_log(Instant::now() + Duration::from_secs(5));
         (status.code(), self.log.join("\n"))
+    }
+
+    /// Reads the rest of the log, until stderr closes or `deadline`.
+    fn drain_log(&mut self, deadline: Instant) {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -1051,17 +1266,83 @@ impl Drop for Server {
 
 /// Writes a port-0 config (with `admin` appended) and the example zone into `dir`.
 fn write_config(dir: &Path, admin: &str) -> PathBuf {
+    write_config_on(dir, "127.0.0.1:0", admin)
+}
+
+/// Writes a config listening on `listen` (with `admin` appended) and the example zone into
+/// `dir`.
+fn write_config_on(dir: &Path, listen: &str, admin: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("zones")).unwrap();
     std::fs::write(dir.join("zones/example.com.zone"), EXAMPLE_COM).unwrap();
     let config = dir.join("meridian.toml");
     std::fs::write(
         &config,
-        format!(
-            "[dns]\nlisten = [\"127.0.0.1:0\"]\nzones_dir = \"zones\"\nudp_workers = 1\n{admin}"
-        ),
+        format!("[dns]\nlisten = [\"{listen}\"]\nzones_dir = \"zones\"\nudp_workers = 1\n{admin}"),
     )
     .unwrap();
     config
+}
+
+/// The addresses a `key=[ADDR, ...]` field of log line `line` lists (the "serving" line's
+/// `udp` and `tcp`).
+fn logged_addrs(line: &str, key: &str) -> Vec<SocketAddr> {
+    let start = line
+        .find(&format!("{key}=["))
+        .unwrap_or_else(|| panic!("no {key}= in {line:?}"))
+        + key.len()
+        + 2;
+    let end = line[start..].find(']').expect("the list closes") + start;
+    line[start..end]
+        .split(", ")
+        .map(|addr| addr.parse().expect("an address"))
+        .collect()
+}
+
+/// Asks `udp` and `tcp` for `www.example.com A`, each once, and checks the authoritative
+/// answer of the example zone; `when` says at what point, for the failure message.
+fn answers_www(udp: SocketAddr, tcp: SocketAddr, when: &str) {
+    use std::io::{Read, Write};
+    let query = Query::new("www.example.com", qtype::A).build();
+    let check = |raw: Vec<u8>, transport: &str| {
+        let reply = Reply::decode(raw);
+        assert_eq!(reply.rcode(), rcode::NOERROR, "{transport} {when}");
+        assert!(reply.aa(), "{transport} {when}: authoritative");
+        assert!(
+            reply
+                .answers()
+                .iter()
+                .any(|answer| answer.contains("192.0.2.80")),
+            "{transport} {when}: {:?}",
+            reply.answers()
+        );
+    };
+
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    socket.send_to(&query, udp).unwrap();
+    let mut buffer = [0u8; 4096];
+    let len = socket
+        .recv(&mut buffer)
+        .unwrap_or_else(|err| panic!("no UDP answer {when}: {err}"));
+    check(buffer[..len].to_vec(), "UDP");
+
+    let mut stream = std::net::TcpStream::connect_timeout(&tcp, Duration::from_secs(5))
+        .unwrap_or_else(|err| panic!("no TCP connection {when}: {err}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut framed = (query.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&query);
+    stream.write_all(&framed).unwrap();
+    let mut length = [0u8; 2];
+    stream
+        .read_exact(&mut length)
+        .unwrap_or_else(|err| panic!("no TCP answer {when}: {err}"));
+    let mut raw = vec![0u8; usize::from(u16::from_be_bytes(length))];
+    stream.read_exact(&mut raw).unwrap();
+    check(raw, "TCP");
 }
 
 /// The next notification on `socket`, as its `KEY=VALUE` lines.
@@ -1097,10 +1378,18 @@ fn serve_notifies_the_service_manager_of_ready_reload_and_stop() {
         Some("1"),
         "{ready:?}"
     );
-    assert_eq!(ready["MAINPID"], server.child.id().to_string());
-    assert!(ready.contains_key("STATUS"), "{ready:?}");
-    // READY=1 comes once the sockets serve: the log already says where.
-    server.wait_for_line("serving");
+    assert_eq!(ready["STATUS"], "Serving", "{ready:?}");
+    // No MAINPID=: in a PID namespace of its own the process would name a PID the manager
+    // cannot see, and the manager knows the process it started anyway.
+    assert!(!ready.contains_key("MAINPID"), "{ready:?}");
+    // READY=1 comes once the sockets serve: the log already says where, and both answer at
+    // once.
+    let line = server.wait_for_line("serving");
+    answers_www(
+        logged_addrs(&line, "udp")[0],
+        logged_addrs(&line, "tcp")[0],
+        "right after READY=1",
+    );
 
     let before = meridian::notify::monotonic_usec().unwrap();
     server.signal("HUP");
@@ -1114,6 +1403,7 @@ fn serve_notifies_the_service_manager_of_ready_reload_and_stop() {
     );
     let ready = notification(&socket);
     assert_eq!(ready["READY"], "1", "{ready:?}");
+    assert_eq!(ready["STATUS"], "Serving", "{ready:?}");
     server.wait_for_line("reloaded");
 
     server.signal("TERM");
@@ -1122,6 +1412,83 @@ fn serve_notifies_the_service_manager_of_ready_reload_and_stop() {
     let (code, log) = server.wait();
     assert_eq!(code, Some(0), "{log}");
     assert!(!log.contains("cannot notify"), "no warning: {log}");
+}
+
+#[test]
+fn a_failed_reload_is_ready_on_the_previous_data_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut server = Server::start(&config, &[("NOTIFY_SOCKET", path.as_os_str())]);
+    assert_eq!(notification(&socket)["STATUS"], "Serving");
+    let line = server.wait_for_line("serving");
+    let (udp, tcp) = (logged_addrs(&line, "udp")[0], logged_addrs(&line, "tcp")[0]);
+
+    let zone = dir.path().join("zones/example.com.zone");
+    std::fs::write(&zone, format!("{EXAMPLE_COM}\nbroken IN NOSUCHTYPE 1\n")).unwrap();
+    server.signal("HUP");
+    assert_eq!(notification(&socket)["RELOADING"], "1");
+    let ready = notification(&socket);
+    assert_eq!(ready["READY"], "1", "still serving: {ready:?}");
+    let status = &ready["STATUS"];
+    let error = status
+        .strip_prefix("Serving the previous data; reload failed: ")
+        .unwrap_or_else(|| panic!("the status says the reload failed: {status:?}"));
+    assert!(
+        error.contains("example.com.zone:"),
+        "the error names the file and line: {status:?}"
+    );
+    server.wait_for_line("reload failed");
+    answers_www(udp, tcp, "after the failed reload");
+
+    // The next reload that works says Serving again.
+    std::fs::write(&zone, EXAMPLE_COM).unwrap();
+    server.signal("HUP");
+    assert_eq!(notification(&socket)["RELOADING"], "1");
+    assert_eq!(notification(&socket)["STATUS"], "Serving");
+    server.wait_for_line("reloaded");
+    server.signal("TERM");
+    assert_eq!(notification(&socket)["STOPPING"], "1");
+    let (code, log) = server.wait();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn a_taken_dns_port_fails_the_start_naming_it_before_ready() {
+    let holder = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config_on(dir.path(), &taken.to_string(), "");
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let server = Server::start(&config, &[("NOTIFY_SOCKET", path.as_os_str())]);
+    let (code, log) = server.wait();
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(&format!(
+            "cannot bind dns.listen {taken} over UDP: Address already in use"
+        )),
+        "the error names the address and the protocol: {log}"
+    );
+    assert!(
+        log.contains("another process already listens there"),
+        "{log}"
+    );
+    // The process has exited: anything it sent is queued already.
+    socket.set_nonblocking(true).unwrap();
+    let mut buffer = [0u8; 4096];
+    match socket.recv(&mut buffer) {
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok(len) => panic!(
+            "no notification from a failed start, got {:?}",
+            String::from_utf8_lossy(&buffer[..len])
+        ),
+        Err(err) => panic!("{err}"),
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -1203,14 +1570,7 @@ fn the_probe_script_reads_liveness_and_readiness_with_the_token() {
          interval = \"200ms\"\ntimeout = \"100ms\"\n",
     );
     let mut server = Server::start(&config, &[]);
-    let line = server.wait_for_line("admin API listening");
-    let port: u16 = line
-        .split("addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse::<SocketAddr>().ok())
-        .unwrap_or_else(|| panic!("an address in {line:?}"))
-        .port();
+    let port = logged_admin_port(&server.wait_for_line("admin API listening"));
 
     assert!(probe(port, "/healthz", &wrong).0, "liveness needs no token");
     // Ready once the monitor's first probe is in: poll until then.
@@ -1235,8 +1595,72 @@ fn the_probe_script_reads_liveness_and_readiness_with_the_token() {
         "no token is refused: {stderr}"
     );
     server.signal("TERM");
-    let (ok, stderr) = probe(1, "/healthz", &token);
-    assert!(!ok && stderr.contains("cannot connect"), "{stderr}");
+    let (code, log) = server.wait();
+    assert_eq!(code, Some(0), "{log}");
+    // A stopped server fails the probe.
+    let (ok, stderr) = probe(port, "/healthz", &token);
+    assert!(
+        !ok && stderr.contains(&format!("cannot connect to 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+}
+
+/// The port of the address the "admin API listening" log line names.
+fn logged_admin_port(line: &str) -> u16 {
+    line.split("addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse::<SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("an address in {line:?}"))
+        .port()
+}
+
+#[test]
+fn a_reload_warns_that_admin_listen_and_token_need_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, "first-token-1234\n").unwrap();
+    let first = dir.path().join("first.token");
+    std::fs::copy(&token, &first).unwrap();
+    let admin = "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n";
+    let config = write_config(dir.path(), admin);
+    let mut server = Server::start(&config, &[]);
+    let port = logged_admin_port(&server.wait_for_line("admin API listening"));
+
+    // A new token: the reload says it needs a restart, and the API keeps the old one.
+    std::fs::write(&token, "second-token-5678\n").unwrap();
+    server.signal("HUP");
+    let warning = server.wait_for_line("the admin token changed");
+    assert!(warning.contains("admin.token"), "names the file: {warning}");
+    assert!(
+        !warning.contains("second-token"),
+        "never the token: {warning}"
+    );
+    server.wait_for_line("reloaded");
+    assert!(
+        probe(port, "/v1/status", &first).0,
+        "the token read at start"
+    );
+    let (ok, stderr) = probe(port, "/v1/status", &token);
+    assert!(!ok && stderr.contains("401"), "the new token: {stderr}");
+
+    // A new listen address: the same.
+    let moved = std::fs::read_to_string(&config).unwrap().replace(
+        "listen = \"127.0.0.1:0\"\ntoken",
+        "listen = \"127.0.0.1:1\"\ntoken",
+    );
+    std::fs::write(&config, moved).unwrap();
+    server.signal("HUP");
+    let warning = server.wait_for_line("admin.listen changed");
+    assert!(warning.contains("127.0.0.1:1"), "{warning}");
+    assert!(warning.contains("restart"), "{warning}");
+    server.wait_for_line("reloaded");
+    assert!(
+        probe(port, "/healthz", &first).0,
+        "still on its first address"
+    );
+
+    server.signal("TERM");
     let (code, log) = server.wait();
     assert_eq!(code, Some(0), "{log}");
 }
