@@ -21,8 +21,11 @@ that still place most addresses in the right country, by a top-down walk of the 
   number of addresses; an IPv6 range its number of /48s, at most a /32's worth (65536),
   because IPv6 allocations differ in size by many orders of magnitude.
 * No network shorter than MIN_PREFIX is written, and no network that holds special-purpose
-  IPv4 space (SPECIAL_V4: private, shared, link-local, documentation, benchmarking), so
-  unallocated and special-purpose space (10/8, 192.168/16, 127/8, multicast, ...) stays unknown.
+  space (SPECIAL_V4: private, shared, link-local, documentation, benchmarking; SPECIAL_V6:
+  IETF protocol assignments such as Teredo, documentation, 6to4, unique local, link-local,
+  NAT64, IPv4-mapped, multicast), so unallocated and special-purpose space (10/8,
+  192.168/16, 127/8, multicast, 2001:db8::/32, fc00::/7, ...) stays unknown. Teredo and 6to4
+  addresses embed an IPv4 address rather than belong to where their prefix is registered.
 * Every country the data names that the walk did not keep gets its largest network, so every
   country is known somewhere.
 
@@ -43,8 +46,6 @@ from collections import Counter
 HEADER = "network,continent,country,subdivision,city,latitude,longitude,asn"
 # Non-ISO 3166-1 codes in the data -> continent (as MaxMind places such registrations).
 LEGACY_CONTINENT = {"EU": "EU", "AP": "AS", "UK": "EU", "CS": "EU", "AN": "NA"}
-# IPv4-mapped IPv6 addresses; Meridian refuses networks there (IPv4 data covers them).
-MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 # Special-purpose IPv4 networks (RFC 6890) inside otherwise allocated /8s; no written network
 # may contain them. (The /8s of 0, 10, 127 and 224-255 hold no data, so MIN_PREFIX keeps them.)
@@ -60,6 +61,28 @@ SPECIAL_V4 = [
         "198.18.0.0/15",
         "198.51.100.0/24",
         "203.0.113.0/24",
+    )
+]
+
+# Special-purpose IPv6 networks (IANA IPv6 Special-Purpose Address Registry, RFC 6890 and
+# later) that lie in or next to allocated space; no written network may contain or overlap
+# them. (The data holds nothing below 2000::/3 except what these cover.)
+SPECIAL_V6 = [
+    ipaddress.IPv6Network(net)
+    for net in (
+        "::ffff:0:0/96",  # IPv4-mapped: Meridian refuses networks there (IPv4 data covers it)
+        "64:ff9b::/96",  # NAT64 well-known prefix
+        "64:ff9b:1::/48",  # local-use NAT64
+        "100::/64",  # discard-only
+        "2001::/23",  # IETF protocol assignments: Teredo 2001::/32, benchmarking, ORCHID, ...
+        "2001::/32",  # Teredo (inside 2001::/23; named for clarity)
+        "2001:db8::/32",  # documentation
+        "2002::/16",  # 6to4
+        "3fff::/20",  # documentation
+        "5f00::/16",  # segment routing (SRv6) SIDs
+        "fc00::/7",  # unique local
+        "fe80::/10",  # link-local
+        "ff00::/8",  # multicast
     )
 ]
 
@@ -106,7 +129,10 @@ def walk(ranges, family):
     bits, min_prefix, max_prefix, threshold, weight = family
     kept = []
 
-    special = [] if bits == 128 else [(int(n.network_address), int(n.broadcast_address)) for n in SPECIAL_V4]
+    special = [
+        (int(n.network_address), int(n.broadcast_address))
+        for n in (SPECIAL_V6 if bits == 128 else SPECIAL_V4)
+    ]
 
     def visit(low, prefix, inside, label):
         size = 1 << (bits - prefix)
@@ -149,12 +175,18 @@ def largest_networks(ranges, bits):
     for first, last, cc in ranges:
         addr_cls = ipaddress.IPv6Address if bits == 128 else ipaddress.IPv4Address
         for net in ipaddress.summarize_address_range(addr_cls(first), addr_cls(last)):
-            if bits == 128 and net.subnet_of(MAPPED):
+            if overlaps_special(net):
                 continue
             best = largest.get(cc)
             if best is None or net.prefixlen < best[1]:
                 largest[cc] = (int(net.network_address), net.prefixlen)
     return largest
+
+
+def overlaps_special(net):
+    """Whether `net` holds, or lies in, special-purpose space of its family."""
+    special = SPECIAL_V6 if net.version == 6 else SPECIAL_V4
+    return any(net.overlaps(other) for other in special)
 
 
 def network_text(low, prefix, bits):
@@ -189,10 +221,11 @@ def main():
                 kept.append((low, prefix, cc))
                 taken.add((low, prefix))
                 added += 1
+        net_cls = ipaddress.IPv6Network if bits == 128 else ipaddress.IPv4Network
         kept = [
             (low, prefix, cc)
             for low, prefix, cc in kept
-            if bits == 32 or not ipaddress.IPv6Network((low, prefix)).overlaps(MAPPED)
+            if not overlaps_special(net_cls((low, prefix)))
         ]
         kept.sort()
         for low, prefix, cc in kept:

@@ -104,12 +104,17 @@ impl SampleBackend {
     }
 
     /// Stops listening and closes every connection; `false` if it was not running.
+    ///
+    /// The lock is held until the listener is closed, so a [`SampleBackend::start`] that
+    /// comes in meanwhile waits for the port to be free instead of failing to bind it.
     pub async fn stop(&self) -> bool {
-        let Some(Running { stop, task }) = self.running.lock().await.take() else {
+        let mut running = self.running.lock().await;
+        let Some(Running { stop, task }) = running.take() else {
             return false;
         };
         let _ = stop.send(true);
         let _ = task.await;
+        drop(running);
         tracing::info!(backend = %self.identity.name, addr = %self.identity.addr, "sample backend stopped");
         true
     }
@@ -180,4 +185,37 @@ fn respond(identity: &Identity, request: &Request<Incoming>) -> Response<Full<By
         headers.insert("x-demo-backend", value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A loopback address with a port that was free a moment ago.
+    fn free_addr() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_start_during_a_stop_waits_for_the_port() {
+        let backend = SampleBackend::new("eu-west", "eu-west-1", free_addr());
+        assert!(backend.start().await.unwrap());
+        for round in 0..20 {
+            // The stop is polled first: it takes the lock, then waits for the accept loop to
+            // close the listener; the start comes in while it waits.
+            let (stopped, started) = tokio::join!(backend.stop(), backend.start());
+            assert!(stopped, "round {round}");
+            assert!(
+                started.as_ref().is_ok_and(|started| *started),
+                "round {round}: {started:?}"
+            );
+            assert!(backend.is_running().await);
+        }
+        assert!(backend.stop().await);
+        assert!(!backend.stop().await);
+        assert!(!backend.is_running().await);
+        let again = tokio::net::TcpListener::bind(backend.addr()).await;
+        assert!(again.is_ok(), "the port stays taken after stop: {again:?}");
+    }
 }

@@ -8,21 +8,32 @@
 //! | `stop-region R` / `start-region R` | `POST /v1/regions/R/stop` / `start` | every backend of region R: its pool answers 503 |
 //! | `help` | | the commands |
 //!
-//! `GET /healthz` answers `ok`. Errors are `{"code", "message"}` like the admin API's.
+//! `GET /healthz` answers `ok`. Errors are `{"code", "message"}` like the admin API's. Like
+//! the admin API without a token, the control API refuses what a web page of another site could
+//! make a browser send: a request whose `Host` is not a loopback address (403 `bad_host`) and a
+//! `POST` whose `Origin` is not the API's own (403 `cross_origin`).
+//!
+//! Standard input is read only while the demo may read its terminal: when it runs in the
+//! background (`meridian demo &`), reading waits until `fg` brings it back, instead of the
+//! terminal stopping the whole process. When standard input ends, a terminal's end (Ctrl-D)
+//! stops the demo; any other (`</dev/null`, a closed pipe) only ends the commands, once logged.
 
 use std::fmt::Write as _;
-use std::io::BufRead as _;
-use std::net::SocketAddr;
+use std::io::{BufRead as _, IsTerminal as _};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use nix::sys::signal::{SigSet, Signal};
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::CONTROL_PORT;
 use super::backend::SampleBackend;
@@ -189,8 +200,8 @@ impl Demo {
             backend.stop().await;
         }
         Ok(format!(
-            "stopped every backend of {name} ({}); its pool answers 503 within about 2 s and \
-             its monitor takes the region out about 2 s later",
+            "stopped every backend of {name} ({}); its pool answers 503 within about 2 s, and \
+             within about 3 s its clients are answered with their next region",
             names(&backends)
         ))
     }
@@ -208,7 +219,8 @@ impl Demo {
             })?;
         }
         Ok(format!(
-            "started every backend of {name} ({}); the region is back within about 5 s",
+            "started every backend of {name} ({}); its clients are answered with it again \
+             within about 3 s",
             names(&backends)
         ))
     }
@@ -314,7 +326,7 @@ commands:
   stop-region REGION     stop every backend of a region: its pool answers 503, the region goes down
   start-region REGION    start them again
   help                   this list
-Ctrl-C stops the demo.";
+Ctrl-C, or Ctrl-D at this terminal, stops the demo.";
 
 /// `status` for people.
 pub fn render_status(status: &Value) -> String {
@@ -538,6 +550,7 @@ pub async fn instructions(demo: &Demo, config: &str, load: bool) -> String {
             region.name
         );
         let _ = writeln!(out, "  {program} drill report 1 --admin {admin}");
+        let _ = writeln!(out, "  {program} drill abort 1 --admin {admin}");
         let _ = writeln!(
             out,
             "  {program} drain {} --reason \"demo\" --for 5m --admin {admin}",
@@ -545,7 +558,10 @@ pub async fn instructions(demo: &Demo, config: &str, load: bool) -> String {
         );
         let _ = writeln!(out, "  {program} clear {} --admin {admin}", region.name);
     }
-    let _ = write!(out, "\nCtrl-C stops the demo.");
+    let _ = write!(
+        out,
+        "\nCtrl-C, or Ctrl-D at the terminal it reads, stops the demo."
+    );
     out
 }
 
@@ -564,31 +580,141 @@ fn program() -> String {
     }
 }
 
+/// What the thread that reads standard input reports.
+#[derive(Debug)]
+enum Input {
+    /// A line, with its line end.
+    Line(String),
+    /// A read was refused because the demo runs in the background of its terminal; reading
+    /// is tried again on SIGCONT (`fg`) and every [`BACKGROUND_RETRY`].
+    Background,
+    /// Standard input ended.
+    Closed,
+    /// Reading failed otherwise; nothing more is read.
+    Failed(std::io::Error),
+}
+
+/// How often standard input is tried again while the demo runs in the background of its
+/// terminal, besides on SIGCONT (which `fg` sends): a try costs one failed system call.
+const BACKGROUND_RETRY: Duration = Duration::from_secs(2);
+
 /// Reads commands from standard input until it closes or the demo stops; prints each answer.
+///
+/// When standard input is a terminal, its end (Ctrl-D) stops the demo (with SIGTERM, as
+/// `kill` would); otherwise its end is logged once and the demo goes on.
 pub async fn read_stdin(demo: Arc<Demo>, mut stopped: watch::Receiver<bool>) {
-    let (lines, mut receive) = tokio::sync::mpsc::channel::<String>(16);
+    let terminal = std::io::stdin().is_terminal();
+    let control = format!("http://{}/", demo.control_addr());
+    let (send, mut receive) = mpsc::channel::<Input>(16);
+    let (wake, woken) = std::sync::mpsc::channel::<()>();
     // Standard input blocks; a plain thread reads it. It ends with the process if the demo
     // stops first.
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if lines.blocking_send(line).is_err() {
-                break;
-            }
-        }
-    });
+    if let Err(err) = std::thread::Builder::new()
+        .name("demo-stdin".to_string())
+        .spawn(move || read_lines(&send, &woken))
+    {
+        tracing::warn!(%err, "cannot read standard input; use the control API at {control}");
+        return;
+    }
+    let mut continued = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+        Signal::SIGCONT as i32,
+    ))
+    .map_err(|err| tracing::debug!(%err, "no SIGCONT handler; background reads retry on a timer"))
+    .ok();
     loop {
-        let line = tokio::select! {
+        let input = tokio::select! {
             _ = stopped.changed() => return,
-            line = receive.recv() => match line {
-                Some(line) => line,
+            _ = next_signal(&mut continued) => {
+                let _ = wake.send(());
+                continue;
+            }
+            input = receive.recv() => match input {
+                Some(input) => input,
                 None => return,
             },
         };
-        match demo.command(&line).await {
-            Ok(text) if text.is_empty() => {}
-            Ok(text) => println!("{text}"),
-            Err(err) => println!("error: {err}"),
+        match input {
+            Input::Line(line) => match demo.command(&line).await {
+                Ok(text) if text.is_empty() => {}
+                Ok(text) => println!("{text}"),
+                Err(err) => println!("error: {err}"),
+            },
+            Input::Background => tracing::info!(
+                "the demo runs in the background of its terminal: commands typed there are read \
+                 once `fg` brings it back; meanwhile use the control API at {control}"
+            ),
+            Input::Closed if terminal => {
+                tracing::info!("standard input closed (Ctrl-D): stopping the demo");
+                if let Err(err) = nix::sys::signal::raise(Signal::SIGTERM) {
+                    tracing::error!(%err, "cannot stop the demo; use Ctrl-C");
+                }
+                return;
+            }
+            Input::Closed => {
+                tracing::info!(
+                    "standard input closed; use the control API at {control} or Ctrl-C \
+                     (SIGINT or SIGTERM stops the demo)"
+                );
+                return;
+            }
+            Input::Failed(err) => {
+                tracing::warn!(%err, "cannot read standard input; use the control API at {control}");
+                return;
+            }
+        }
+    }
+}
+
+/// The next delivery of `signal`; never, without one.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(signal) => {
+            signal.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads standard input line by line into `send` until it ends, fails or nobody listens.
+///
+/// A process that reads its terminal from the background is stopped by the kernel
+/// (SIGTTIN), which would freeze the whole demo. This thread blocks SIGTTIN, so such a read
+/// fails with `EIO` instead (this also covers a read already waiting when the demo was moved
+/// to the background, which the kernel restarts after Ctrl-Z and `bg`): the thread then waits
+/// for a `woken` (sent on SIGCONT) or [`BACKGROUND_RETRY`], and reads again.
+fn read_lines(send: &mpsc::Sender<Input>, woken: &std::sync::mpsc::Receiver<()>) {
+    if let Err(err) = SigSet::from(Signal::SIGTTIN).thread_block() {
+        tracing::warn!(%err, "cannot block SIGTTIN: the demo stops if it reads its terminal from the background");
+    }
+    let stdin = std::io::stdin();
+    let mut stdin = stdin.lock();
+    let mut line = String::new();
+    let mut background = false;
+    loop {
+        let input = match stdin.read_line(&mut line) {
+            Ok(0) => Input::Closed,
+            Ok(_) => {
+                background = false;
+                Input::Line(std::mem::take(&mut line))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) if err.raw_os_error() == Some(nix::errno::Errno::EIO as i32) => {
+                if !background {
+                    background = true;
+                    if send.blocking_send(Input::Background).is_err() {
+                        return;
+                    }
+                }
+                match woken.recv_timeout(BACKGROUND_RETRY) {
+                    Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+            Err(err) => Input::Failed(err),
+        };
+        let last = matches!(input, Input::Closed | Input::Failed(_));
+        if send.blocking_send(input).is_err() || last {
+            return;
         }
     }
 }
@@ -610,14 +736,90 @@ pub async fn serve_api(
     }
 }
 
-/// The control API's routes.
+/// The control API's routes, behind [`same_site`].
 pub fn router(demo: Arc<Demo>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/v1/status", get(api_status))
         .route("/v1/backends/{name}/{action}", post(api_backend))
         .route("/v1/regions/{name}/{action}", post(api_region))
+        .layer(axum::middleware::from_fn(same_site))
         .with_state(demo)
+}
+
+/// Lets a request go on only if [`check_site`] accepts it.
+async fn same_site(request: Request, next: Next) -> Response {
+    match check_site(request.method(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(Refusal { code, message }) => (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({ "code": code, "message": message })),
+        )
+            .into_response(),
+    }
+}
+
+/// Why [`check_site`] refused a request (answered with 403).
+#[derive(Debug)]
+struct Refusal {
+    /// `bad_host` or `cross_origin`, as the admin API says.
+    code: &'static str,
+    /// What was refused and why.
+    message: String,
+}
+
+/// Refuses what a web page of another site could make a browser send, as the admin API does
+/// without a token: a request that names a host other than a loopback one (a name of the
+/// page's own that resolves to loopback, as in DNS rebinding), and a change (`POST`) whose
+/// `Origin` is not this API's own address. Requests without these headers (curl) pass.
+fn check_site(method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
+    let host = headers
+        .get(header::HOST)
+        .map(|value| value.to_str().unwrap_or(""));
+    if let Some(host) = host
+        && !loopback_host(host)
+    {
+        return Err(Refusal {
+            code: "bad_host",
+            message: format!(
+                "Host {host:?} is not a loopback address: the demo's control API answers only \
+                 requests to 127.0.0.0/8, [::1] or localhost"
+            ),
+        });
+    }
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let same = host.is_some_and(|host| {
+        ["http://", "https://"].iter().any(|scheme| {
+            origin
+                .strip_prefix(scheme)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+        })
+    });
+    if safe || same {
+        return Ok(());
+    }
+    Err(Refusal {
+        code: "cross_origin",
+        message: format!(
+            "a {method} from the web page at {origin:?} is refused: the demo's control API \
+             accepts changes only from clients that send no Origin header (curl) or its own"
+        ),
+    })
+}
+
+/// Whether a `Host` header value (`name[:port]`, `[v6]:port`) names this machine's loopback.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|addr| addr.is_loopback())
 }
 
 /// `GET /v1/status`.
@@ -689,6 +891,136 @@ mod tests {
         let loaded = crate::snapshot::load(&files.config).unwrap();
         let topology = Topology::from_config(&loaded.config, address).unwrap();
         (files, Demo::new(topology))
+    }
+
+    /// `method path` with `headers` through the control API's router: status and body.
+    async fn call(
+        demo: &Arc<Demo>,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, String) {
+        use tower::ServiceExt as _;
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = router(Arc::clone(demo))
+            .oneshot(request.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_control_api_refuses_other_sites_as_the_admin_api_does() {
+        let (_files, demo) = demo(Ipv4Addr::new(127, 0, 0, 1));
+        let demo = Arc::new(demo);
+        let stop = "/v1/backends/nowhere-1/stop";
+        // curl: no Origin; a loopback Host. The unknown backend shows the request got through.
+        let (status, body) = call(&demo, Method::POST, stop, &[("host", "127.0.0.1:18054")]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, _) = call(&demo, Method::POST, stop, &[]).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        // The API's own origin may write.
+        let (status, body) = call(
+            &demo,
+            Method::POST,
+            stop,
+            &[
+                ("host", "localhost:18054"),
+                ("origin", "http://localhost:18054"),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        // Another site's page may not.
+        for origin in ["http://evil.example", "null", "http://127.0.0.1:8080"] {
+            let (status, body) = call(
+                &demo,
+                Method::POST,
+                stop,
+                &[("host", "127.0.0.1:18054"), ("origin", origin)],
+            )
+            .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{origin}: {body}");
+            assert!(body.contains("\"cross_origin\""), "{body}");
+        }
+        // Reading is allowed from anywhere that names a loopback host.
+        let (status, body) = call(
+            &demo,
+            Method::GET,
+            "/healthz",
+            &[("host", "[::1]:18054"), ("origin", "http://evil.example")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // A name that only resolves to loopback (DNS rebinding) is refused, read or write.
+        for method in [Method::GET, Method::POST] {
+            let path = if method == Method::GET {
+                "/healthz"
+            } else {
+                stop
+            };
+            let (status, body) = call(
+                &demo,
+                method.clone(),
+                path,
+                &[("host", "rebind.example:18054")],
+            )
+            .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method}: {body}");
+            assert!(body.contains("\"bad_host\""), "{body}");
+        }
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in [
+            "127.0.0.1",
+            "127.4.5.6:18054",
+            "localhost",
+            "LOCALHOST:1",
+            "[::1]:18054",
+            "localhost.",
+        ] {
+            assert!(loopback_host(host), "{host}");
+        }
+        for host in [
+            "example.test",
+            "10.0.0.1:18054",
+            "[2001:db8::1]:1",
+            "127.0.0.1.nip.io",
+            "",
+        ] {
+            assert!(!loopback_host(host), "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_printed_operator_commands_end_the_drill_before_the_drain() {
+        let (_files, demo) = demo(Ipv4Addr::new(127, 0, 0, 1));
+        let text = instructions(&demo, "CONFIG", false).await;
+        let operate: Vec<&str> = text
+            .lines()
+            .skip_while(|line| !line.starts_with("Operate it as in production:"))
+            .skip(1)
+            .take_while(|line| !line.trim().is_empty())
+            .collect();
+        let position = |what: &str| {
+            operate
+                .iter()
+                .position(|line| line.contains(what))
+                .unwrap_or_else(|| panic!("no {what:?} in {operate:#?}"))
+        };
+        assert!(position("drill start") < position("drill report 1"));
+        assert!(position("drill report 1") < position("drill abort 1"));
+        assert!(position("drill abort 1") < position(" drain eu-west"));
+        assert!(position(" drain eu-west") < position(" clear eu-west"));
     }
 
     #[tokio::test]

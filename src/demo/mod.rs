@@ -15,7 +15,9 @@
 //!   small HTTP API on loopback;
 //!
 //! and then runs [`crate::cli::run`], the same function as `meridian serve`: DNS, the pools,
-//! the regional monitors and the admin API. SIGINT (Ctrl-C) or SIGTERM stops everything.
+//! the regional monitors and the admin API. SIGINT (Ctrl-C) or SIGTERM stops everything, at
+//! any time: the demo handles them before it writes its temporary directory, and removes the
+//! directory on every way out (a stop signal, an error, a panic).
 
 pub mod backend;
 pub mod control;
@@ -69,16 +71,17 @@ fn parse_loopback(text: &str) -> Result<Ipv4Addr, String> {
 /// cleanly.
 pub fn run(args: DemoArgs) -> ExitCode {
     init_logging();
-    let files = match DemoFiles::write(args.address) {
-        Ok(files) => files,
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("error: {err}");
+            eprintln!("error: cannot start the async runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    let result = start(&files, &args);
-    drop(files);
-    match result {
+    match runtime.block_on(demo(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             for line in err.lines() {
@@ -89,36 +92,83 @@ pub fn run(args: DemoArgs) -> ExitCode {
     }
 }
 
-/// Loads the written config, starts the runtime and runs everything in it.
-fn start(files: &DemoFiles, args: &DemoArgs) -> Result<(), String> {
-    let loaded = crate::snapshot::load(&files.config).map_err(|err| err.to_string())?;
-    let topology = Topology::from_config(&loaded.config, args.address)?;
-    setup::check_ports(&topology)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|err| format!("cannot start the async runtime: {err}"))?;
-    runtime.block_on(serve(loaded, topology, files, args))
+/// What is running once the demo has started, before it serves.
+struct Started {
+    /// The loaded config, for [`crate::cli::run`].
+    loaded: crate::snapshot::Loaded,
+    /// The demo's state, its backends already listening.
+    demo: Arc<Demo>,
+    /// The control API's bound listener.
+    control: tokio::net::TcpListener,
 }
 
-/// Starts the backends, the control API, standard input and the traffic, then serves with
-/// [`crate::cli::run`] until a stop signal; stops everything after it.
-async fn serve(
-    loaded: crate::snapshot::Loaded,
-    topology: Topology,
-    files: &DemoFiles,
-    args: &DemoArgs,
-) -> Result<(), String> {
+/// Writes the files, starts and serves; a stop signal at any point stops it, and the files
+/// are removed on the way out.
+async fn demo(args: DemoArgs) -> Result<(), String> {
+    // Before anything is written: from here on SIGINT and SIGTERM no longer kill the process
+    // (which would leave the temporary directory behind) but reach `signals`.
+    let mut signals = StopSignals::install()?;
+    let files = DemoFiles::write(args.address)?;
+    remove_on_panic(&files.root);
+    let started = tokio::select! {
+        biased;
+        signal = signals.recv() => {
+            tracing::info!(%signal, "stopping before the demo started");
+            None
+        }
+        started = start(&files, &args) => Some(started?),
+    };
+    let result = match started {
+        Some(started) => serve(started, &mut signals, &files, &args).await,
+        None => Ok(()),
+    };
+    drop(files);
+    if result.is_ok() {
+        println!("demo stopped");
+    }
+    result
+}
+
+/// Loads the written config, checks every port, starts the sample backends and binds the
+/// control API.
+async fn start(files: &DemoFiles, args: &DemoArgs) -> Result<Started, String> {
+    let path = files.config.clone();
+    let loaded = tokio::task::spawn_blocking(move || crate::snapshot::load(&path))
+        .await
+        .map_err(|err| format!("loading the demo's config failed: {err}"))?
+        .map_err(|err| err.to_string())?;
+    let topology = Topology::from_config(&loaded.config, args.address)?;
+    setup::check_ports(&topology)?;
     let demo = Arc::new(Demo::new(topology));
     demo.start_all_backends().await?;
     let control_addr = SocketAddr::from((args.address, CONTROL_PORT));
-    let control_listener = tokio::net::TcpListener::bind(control_addr)
+    let control = tokio::net::TcpListener::bind(control_addr)
         .await
         .map_err(|err| setup::port_error(control_addr, "the demo's control API", &err))?;
+    Ok(Started {
+        loaded,
+        demo,
+        control,
+    })
+}
+
+/// Starts the control API, standard input and the traffic, then serves with
+/// [`crate::cli::run`] until a stop signal; stops everything after it.
+async fn serve(
+    started: Started,
+    signals: &mut StopSignals,
+    files: &DemoFiles,
+    args: &DemoArgs,
+) -> Result<(), String> {
+    let Started {
+        loaded,
+        demo,
+        control,
+    } = started;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(control::serve_api(
-        control_listener,
+        control,
         Arc::clone(&demo),
         stopped.clone(),
     ));
@@ -129,7 +179,24 @@ async fn serve(
         !args.no_load,
         stopped.clone(),
     ));
-    let result = crate::cli::run(loaded).await.map_err(|err| err.to_string());
+    let run = crate::cli::run(loaded);
+    tokio::pin!(run);
+    let mut relayed = false;
+    let result = loop {
+        tokio::select! {
+            biased;
+            result = &mut run => break result.map_err(|err| err.to_string()),
+            signal = signals.recv(), if !relayed => {
+                // `cli::run` installs its own handlers when first polled (above, before this
+                // branch). A signal that came just before may have reached only `signals`:
+                // sending it again reaches the server for sure; a second one does no harm.
+                relayed = true;
+                if let Err(err) = nix::sys::signal::raise(signal) {
+                    tracing::error!(%err, %signal, "cannot pass the stop signal on");
+                }
+            }
+        }
+    };
     let _ = stop.send(true);
     let shutdown = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), shutdown)
@@ -139,10 +206,59 @@ async fn serve(
         tracing::warn!("demo tasks did not stop within 5 s; stopping them");
     }
     demo.stop_all_backends().await;
-    if result.is_ok() {
-        println!("demo stopped");
-    }
     result
+}
+
+/// The stop signals, handled from the demo's first moment.
+struct StopSignals {
+    /// SIGTERM.
+    terminate: tokio::signal::unix::Signal,
+    /// SIGINT (Ctrl-C).
+    interrupt: tokio::signal::unix::Signal,
+    /// SIGHUP: [`crate::cli::run`] reloads on it; until then it is ignored rather than
+    /// fatal.
+    hangup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers.
+    fn install() -> Result<StopSignals, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|err| format!("cannot handle {name}: {err}"))
+        };
+        Ok(StopSignals {
+            terminate: install(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: install(SignalKind::interrupt(), "SIGINT")?,
+            hangup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// The next stop signal (SIGHUP is taken and ignored).
+    async fn recv(&mut self) -> nix::sys::signal::Signal {
+        use nix::sys::signal::Signal;
+        loop {
+            tokio::select! {
+                _ = self.terminate.recv() => return Signal::SIGTERM,
+                _ = self.interrupt.recv() => return Signal::SIGINT,
+                _ = self.hangup.recv() => {}
+            }
+        }
+    }
+}
+
+/// Removes the demo's temporary directory when the process panics: release builds abort on
+/// a panic, so no destructor would.
+fn remove_on_panic(root: &std::path::Path) {
+    if !cfg!(panic = "abort") {
+        return;
+    }
+    let root = root.to_path_buf();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let _ = std::fs::remove_dir_all(&root);
+    }));
 }
 
 /// Waits until the admin API reports every monitor probed, prints what to try, and starts

@@ -3,9 +3,17 @@
 //! The example config, its zone and the geo database are embedded in the binary, so
 //! `meridian demo` works from any directory. They are written into a fresh temporary
 //! directory with the same layout as the repository (`examples/three-regions/` beside
-//! `geodata/`), so the config's relative paths hold unchanged.
+//! `geodata/`), so the config's relative paths hold unchanged. The directory is created new
+//! (never an existing path) and private to the user (mode 0700), and every file in it is
+//! created new, so nothing another user of a shared `/tmp` planted is followed or read.
+//!
+//! `--address` moves the files to another loopback address: the shipped address is replaced
+//! where it stands as a whole address ([`move_address`]), and the loaded config is checked to
+//! use no other ([`check_addresses`]).
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, DEFAULT_SET, ProbeUrl, ServiceAnswer};
@@ -22,6 +30,13 @@ pub const GEO_DATABASE: &[u8] = include_bytes!("../../geodata/world-sample.mmdb"
 /// The address the shipped files use; `--address` replaces it everywhere.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
 
+/// The prefix of the temporary directory's name; the process id and a random number follow.
+pub const DIRECTORY_PREFIX: &str = "meridian-demo-";
+
+/// How many names are tried for the temporary directory before giving up: another user can
+/// take a name in a shared `/tmp`, but not many in a row by chance.
+const DIRECTORY_ATTEMPTS: u32 = 16;
+
 /// The demo's files on disk; the directory is removed when this is dropped.
 #[derive(Debug)]
 pub struct DemoFiles {
@@ -34,36 +49,49 @@ pub struct DemoFiles {
 impl DemoFiles {
     /// Writes the config, zone and geo database for `address` into a new temporary directory.
     pub fn write(address: Ipv4Addr) -> Result<DemoFiles, String> {
-        let root = std::env::temp_dir().join(format!(
-            "meridian-demo-{}-{:08x}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
+        DemoFiles::write_config(address, CONFIG)
+    }
+
+    /// [`DemoFiles::write`] with `config` as the config's text (before the move to `address`).
+    fn write_config(address: Ipv4Addr, config: &str) -> Result<DemoFiles, String> {
+        let root = private_directory(&std::env::temp_dir())?;
         let files = DemoFiles {
             config: root.join("examples/three-regions/meridian.toml"),
             root,
         };
-        let address = address.to_string();
-        let write = |path: &Path, contents: &[u8]| -> Result<(), String> {
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|err| format!("{}: cannot create: {err}", parent.display()))?;
-            }
-            std::fs::write(path, contents)
-                .map_err(|err| format!("{}: cannot write: {err}", path.display()))
-        };
-        write(
-            &files.config,
-            CONFIG.replace(DEFAULT_ADDRESS, &address).as_bytes(),
+        // From here on, dropping `files` removes what was written.
+        files.put(
+            "examples/three-regions/meridian.toml",
+            move_address(config, address).as_bytes(),
         )?;
-        write(
-            &files
-                .root
-                .join("examples/three-regions/zones/example.test.zone"),
-            ZONE.replace(DEFAULT_ADDRESS, &address).as_bytes(),
+        files.put(
+            "examples/three-regions/zones/example.test.zone",
+            move_address(ZONE, address).as_bytes(),
         )?;
-        write(&files.root.join("geodata/world-sample.mmdb"), GEO_DATABASE)?;
+        files.put("geodata/world-sample.mmdb", GEO_DATABASE)?;
         Ok(files)
+    }
+
+    /// Writes `contents` to the new file `relative` below the root, creating its directories
+    /// (owner only, like the root). The file must not exist: nothing is followed or
+    /// overwritten.
+    fn put(&self, relative: &str, contents: &[u8]) -> Result<(), String> {
+        let path = self.root.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(|err| format!("{}: cannot create: {err}", parent.display()))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|err| format!("{}: cannot create: {err}", path.display()))?;
+        file.write_all(contents)
+            .map_err(|err| format!("{}: cannot write: {err}", path.display()))
     }
 }
 
@@ -71,6 +99,125 @@ impl Drop for DemoFiles {
     /// Removes the temporary directory.
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Creates a new directory below `parent` that only this user can enter
+/// (`meridian-demo-PID-RANDOM`, mode 0700). An existing path of that name (a directory,
+/// file or symbolic link someone else made) is never reused: another name is tried.
+pub fn private_directory(parent: &Path) -> Result<PathBuf, String> {
+    let mut last = None;
+    for _ in 0..DIRECTORY_ATTEMPTS {
+        let path = parent.join(format!(
+            "{DIRECTORY_PREFIX}{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+            Ok(()) => return Ok(path),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => last = Some(path),
+            Err(err) => {
+                return Err(format!(
+                    "{}: cannot create the demo's temporary directory: {err} \
+                     (set TMPDIR to a writable directory)",
+                    path.display()
+                ));
+            }
+        }
+    }
+    Err(format!(
+        "{}: cannot create the demo's temporary directory: {DIRECTORY_ATTEMPTS} names in a row \
+         already exist (the last: {})",
+        parent.display(),
+        last.map_or_else(String::new, |path| path.display().to_string())
+    ))
+}
+
+/// `text` with every whole occurrence of [`DEFAULT_ADDRESS`] replaced by `address`. A whole
+/// occurrence is not part of a longer number or address: `127.0.0.10`, `1127.0.0.1` and
+/// `127.0.0.1.5` are left alone.
+pub fn move_address(text: &str, address: Ipv4Addr) -> String {
+    let to = address.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(at) = rest.find(DEFAULT_ADDRESS) {
+        let (head, tail) = rest.split_at(at);
+        let after = &tail[DEFAULT_ADDRESS.len()..];
+        let previous = head.chars().next_back().or(before);
+        let joined_before = previous.is_some_and(|c| c.is_ascii_alphanumeric() || c == '.');
+        let mut next = after.chars();
+        let joined_after = match next.next() {
+            Some(c) if c.is_ascii_alphanumeric() => true,
+            Some('.') => next.next().is_some_and(|c| c.is_ascii_digit()),
+            _ => false,
+        };
+        out.push_str(head);
+        if joined_before || joined_after {
+            out.push_str(DEFAULT_ADDRESS);
+        } else {
+            out.push_str(&to);
+        }
+        before = DEFAULT_ADDRESS.chars().next_back();
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Checks that everything the loaded `config` listens on, forwards to or probes is on the
+/// demo's `address`, so the demo never reaches beyond the loopback address it was given.
+pub fn check_addresses(config: &Config, address: Ipv4Addr) -> Result<(), String> {
+    let file = config.path.display();
+    let expected = IpAddr::V4(address);
+    let mut found: Vec<(String, IpAddr)> = Vec::new();
+    for listen in &config.dns.listen {
+        found.push((format!("dns.listen {listen}"), listen.ip()));
+    }
+    if let Some(listen) = config.admin.listen {
+        found.push((format!("admin.listen {listen}"), listen.ip()));
+    }
+    for balancer in &config.balancers {
+        found.push((
+            format!("balancers.{}.listen {}", balancer.name, balancer.listen),
+            balancer.listen.ip(),
+        ));
+        for set in &balancer.sets {
+            for backend in &set.backends {
+                found.push((
+                    format!("balancers.{} backend {}", balancer.name, backend.addr),
+                    backend.addr.ip(),
+                ));
+            }
+        }
+    }
+    for region in &config.regions {
+        for monitor in &region.monitors {
+            let what = format!("regions.{} monitor {}", region.name, monitor.url);
+            let host = match &monitor.url {
+                ProbeUrl::Http(url) => url.host_str().map(str::to_string),
+                ProbeUrl::Tcp { host, .. } => Some(host.clone()),
+            };
+            let ip = host
+                .as_deref()
+                .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+                .and_then(|host| host.parse::<IpAddr>().ok());
+            match ip {
+                Some(ip) => found.push((what, ip)),
+                None => {
+                    return Err(format!(
+                        "{file}: {what}: the demo probes only IP addresses, and only {address}"
+                    ));
+                }
+            }
+        }
+    }
+    match found.into_iter().find(|(_, ip)| *ip != expected) {
+        Some((what, ip)) => Err(format!(
+            "{file}: {what}: {ip} is not the demo's address {address}; every listener, backend \
+             and monitor of the demo must use it"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -106,9 +253,11 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Reads the demo's shape from `config`: each region's monitor must probe one of the
+    /// Reads the demo's shape from `config`: everything must be on `address`
+    /// ([`check_addresses`]), and each region's monitor must probe one of the
     /// `[balancers.*]` listeners.
     pub fn from_config(config: &Config, address: Ipv4Addr) -> Result<Topology, String> {
+        check_addresses(config, address)?;
         let file = config.path.display();
         let dns = *config
             .dns
@@ -229,22 +378,42 @@ pub fn check_ports(topology: &Topology) -> Result<(), String> {
     Ok(())
 }
 
-/// The error for a port the demo cannot listen on: which, for what, and what to do.
+/// The error for a port the demo cannot listen on: which, for what, why (from the error's
+/// kind) and what to do.
 pub fn port_error(addr: SocketAddr, what: &str, err: &std::io::Error) -> String {
-    let next = match addr.ip() {
-        std::net::IpAddr::V4(v4) => {
+    let port = addr.port();
+    let ip = addr.ip();
+    let next = match ip {
+        IpAddr::V4(v4) => {
             let [a, b, c, d] = v4.octets();
             Ipv4Addr::new(a, b, c, if d >= 254 { 2 } else { d + 1 })
         }
-        std::net::IpAddr::V6(_) => Ipv4Addr::new(127, 0, 0, 2),
+        IpAddr::V6(_) => Ipv4Addr::new(127, 0, 0, 2),
     };
-    format!(
-        "cannot listen on {addr} (port {port}, for {what}): {err}.\n\
-         Another program, or another `meridian demo`, probably uses port {port} on {ip}: stop it, \
-         or run the demo on another loopback address: meridian demo --address {next}",
-        port = addr.port(),
-        ip = addr.ip(),
-    )
+    let head = format!("cannot listen on {addr} (port {port}, for {what}): {err}.");
+    let advice = match err.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "Another program, or another `meridian demo`, uses port {port} on {ip}: stop it, \
+             or run the demo on another loopback address: meridian demo --address {next}. \
+             A program listening on 0.0.0.0:{port} (every address) holds the port on every \
+             loopback address too, so only stopping it helps (`ss -ltunp` shows who listens \
+             where)."
+        ),
+        std::io::ErrorKind::AddrNotAvailable => format!(
+            "{ip} is not an address of this machine. On Linux every address of 127.0.0.0/8 is \
+             loopback; on other systems only 127.0.0.1 may be configured: use \
+             meridian demo --address 127.0.0.1, or add {ip} to the loopback interface first"
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "This user may not listen on port {port} of {ip} (a security policy, or a port \
+             below 1024): run the demo as a user that may, or stop what restricts it"
+        ),
+        _ => format!(
+            "Check that {ip} is a loopback address of this machine and that port {port} is \
+             free, or run the demo on another loopback address: meridian demo --address {next}"
+        ),
+    };
+    format!("{head}\n{advice}")
 }
 
 #[cfg(test)]
@@ -298,5 +467,117 @@ mod tests {
         assert!(text.contains("port 18053"), "{text}");
         assert!(text.contains("the admin API"), "{text}");
         assert!(text.contains("meridian demo --address 127.0.0.2"), "{text}");
+        assert!(text.contains("0.0.0.0:18053"), "{text}");
+    }
+
+    #[test]
+    fn port_errors_say_why_by_kind() {
+        let addr: SocketAddr = "127.5.6.7:15353".parse().unwrap();
+        let text = port_error(
+            addr,
+            "DNS over UDP",
+            &std::io::Error::from(std::io::ErrorKind::AddrNotAvailable),
+        );
+        assert!(
+            text.contains("127.5.6.7 is not an address of this machine"),
+            "{text}"
+        );
+        assert!(text.contains("--address 127.0.0.1"), "{text}");
+        assert!(!text.contains("Another program"), "{text}");
+        let text = port_error(
+            addr,
+            "DNS over UDP",
+            &std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert!(text.contains("may not listen on port 15353"), "{text}");
+        assert!(!text.contains("Another program"), "{text}");
+        let text = port_error(addr, "DNS over UDP", &std::io::Error::other("odd"));
+        assert!(text.contains("odd"), "{text}");
+        assert!(text.contains("--address 127.5.6.8"), "{text}");
+    }
+
+    #[test]
+    fn only_whole_default_addresses_move() {
+        let to = Ipv4Addr::new(127, 9, 8, 7);
+        assert_eq!(
+            move_address("listen = \"127.0.0.1:53\"", to),
+            "listen = \"127.9.8.7:53\""
+        );
+        assert_eq!(move_address("ns1 A 127.0.0.1\n", to), "ns1 A 127.9.8.7\n");
+        assert_eq!(move_address("127.0.0.1", to), "127.9.8.7");
+        assert_eq!(
+            move_address("http://127.0.0.1:1/ 127.0.0.1", to),
+            "http://127.9.8.7:1/ 127.9.8.7"
+        );
+        for unchanged in [
+            "127.0.0.10:53",
+            "127.0.0.100",
+            "1127.0.0.1:53",
+            "10.127.0.0.1",
+            "127.0.0.1.5",
+            "a127.0.0.1",
+            "127.0.0.1x",
+        ] {
+            assert_eq!(move_address(unchanged, to), unchanged);
+        }
+        assert_eq!(move_address("127.0.0.1.", to), "127.9.8.7.");
+    }
+
+    #[test]
+    fn an_address_other_than_the_demo_s_is_refused_after_loading() {
+        let address = Ipv4Addr::new(127, 9, 8, 6);
+        let config = CONFIG.replace(
+            "{ addr = \"127.0.0.1:19112\", weight = 1 }",
+            "{ addr = \"127.0.0.10:19112\", weight = 1 }",
+        );
+        assert_ne!(config, CONFIG);
+        let files = DemoFiles::write_config(address, &config).unwrap();
+        let loaded = crate::snapshot::load(&files.config).unwrap();
+        let err = Topology::from_config(&loaded.config, address).unwrap_err();
+        assert!(
+            err.contains("balancers.eu-west backend 127.0.0.10:19112"),
+            "{err}"
+        );
+        assert!(err.contains("not the demo's address 127.9.8.6"), "{err}");
+        let config = CONFIG.replace(
+            "url = \"http://127.0.0.1:18103/health\"",
+            "url = \"http://localhost:18103/health\"",
+        );
+        assert_ne!(config, CONFIG);
+        let files = DemoFiles::write_config(address, &config).unwrap();
+        let loaded = crate::snapshot::load(&files.config).unwrap();
+        let err = Topology::from_config(&loaded.config, address).unwrap_err();
+        assert!(err.contains("regions.ap-southeast monitor"), "{err}");
+    }
+
+    #[test]
+    fn the_temporary_directory_is_private_and_never_reused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let parent = tempfile::tempdir().unwrap();
+        let path = private_directory(parent.path()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{DIRECTORY_PREFIX}{}-", std::process::id()))
+        );
+        let other = private_directory(parent.path()).unwrap();
+        assert_ne!(path, other);
+        // A file of that name (or a link somewhere else) is not written through.
+        let files = DemoFiles {
+            config: path.join("x"),
+            root: path.clone(),
+        };
+        std::os::unix::fs::symlink(parent.path().join("elsewhere"), path.join("planted")).unwrap();
+        let err = files.put("planted", b"data").unwrap_err();
+        assert!(err.contains("planted"), "{err}");
+        assert!(!parent.path().join("elsewhere").exists());
+        drop(files);
+        assert!(!path.exists());
+        let missing = parent.path().join("missing");
+        let err = private_directory(&missing).unwrap_err();
+        assert!(err.contains("TMPDIR"), "{err}");
     }
 }

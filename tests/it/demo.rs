@@ -1,6 +1,9 @@
 //! `meridian demo` and what it ships: the three-region example passes `check`, the world geo
 //! database is exactly what `geo build` makes from its CSV and places real addresses, and the
-//! demo itself, run as a user runs it, steers, balances, fails over and recovers.
+//! demo itself, run as a user runs it, steers, balances, fails over and recovers; the commands
+//! it prints run; it stops cleanly on SIGTERM and SIGINT at any moment, leaving no temporary
+//! directory; and it neither freezes in the background of a terminal nor ignores the end of
+//! its standard input.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -166,6 +169,21 @@ fn shipped_geo_database_is_what_geo_build_makes_from_its_csv() {
         "100.64.0.1",
         "192.168.1.1",
         "224.0.0.1",
+        "::1",
+        "2001::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "2001:2::1",
+        "2001:db8::1",
+        "2001:db8:ffff::1",
+        "2002::1",
+        "2002:c000:204::1",
+        "3fff::1",
+        "64:ff9b::808:808",
+        "100::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "fe80::1",
+        "ff02::1",
     ] {
         assert!(
             shipped.locate(address.parse().unwrap()).unwrap().is_none(),
@@ -174,16 +192,28 @@ fn shipped_geo_database_is_what_geo_build_makes_from_its_csv() {
     }
 }
 
+/// How a test runs `meridian demo`.
+struct DemoOptions {
+    /// `--no-load`.
+    no_load: bool,
+    /// A pipe to type commands into; otherwise standard input is `/dev/null`.
+    stdin: bool,
+}
+
 /// A running `meridian demo` whose output is read line by line; killed on drop.
 struct DemoProcess {
     /// The process.
     child: Child,
-    /// Its standard input, for commands.
-    stdin: ChildStdin,
+    /// Its standard input, for commands (while piped).
+    stdin: Option<ChildStdin>,
     /// Its standard output, line by line.
     lines: Receiver<String>,
     /// Everything it logged so far.
     stderr: Arc<Mutex<String>>,
+    /// Its `TMPDIR`, where it writes its files; removed on drop.
+    tmp: tempfile::TempDir,
+    /// The lines it printed up to its "demo ready" line.
+    printed: Vec<String>,
     /// Its DNS address.
     dns: SocketAddr,
     /// Its control API.
@@ -191,27 +221,40 @@ struct DemoProcess {
 }
 
 impl DemoProcess {
-    /// Starts `meridian demo --address address` and waits (at most a minute) for its
-    /// "demo ready" line.
+    /// Starts `meridian demo --address address` with a pipe on standard input and waits (at
+    /// most a minute) for its "demo ready" line.
     fn start(address: Ipv4Addr) -> DemoProcess {
-        let mut child = meridian()
-            .args(["demo", "--address", &address.to_string()])
-            .stdin(Stdio::piped())
+        DemoProcess::start_with(
+            address,
+            DemoOptions {
+                no_load: false,
+                stdin: true,
+            },
+        )
+    }
+
+    /// Starts `meridian demo --address address` as `options` say, with a `TMPDIR` of its own,
+    /// and waits (at most a minute) for its "demo ready" line.
+    fn start_with(address: Ipv4Addr, options: DemoOptions) -> DemoProcess {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut command = meridian();
+        command.args(["demo", "--address", &address.to_string()]);
+        if options.no_load {
+            command.arg("--no-load");
+        }
+        let mut child = command
+            .env("TMPDIR", tmp.path())
+            .stdin(if options.stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (send, lines) = channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stdin = child.stdin.take();
+        let lines = line_reader(child.stdout.take().unwrap());
         let stderr = Arc::new(Mutex::new(String::new()));
         let log = Arc::clone(&stderr);
         let mut errors = BufReader::new(child.stderr.take().unwrap());
@@ -227,14 +270,19 @@ impl DemoProcess {
             stdin,
             lines,
             stderr,
+            tmp,
+            printed: Vec::new(),
             dns: ([0, 0, 0, 0], 0).into(),
             control: ([0, 0, 0, 0], 0).into(),
         };
+        let mut printed = Vec::new();
         let ready = demo
             .next_line(Duration::from_secs(60), |line| {
+                printed.push(line.to_string());
                 line.starts_with("demo ready:")
             })
             .unwrap_or_else(|| panic!("no \"demo ready\" line; log:\n{}", demo.log()));
+        demo.printed = printed;
         let field = |name: &str| {
             ready
                 .split_whitespace()
@@ -250,7 +298,7 @@ impl DemoProcess {
 
     /// The next output line that `wanted` accepts within `wait`; the lines before it are
     /// skipped.
-    fn next_line(&self, wait: Duration, wanted: impl Fn(&str) -> bool) -> Option<String> {
+    fn next_line(&self, wait: Duration, mut wanted: impl FnMut(&str) -> bool) -> Option<String> {
         let deadline = Instant::now() + wait;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -268,13 +316,80 @@ impl DemoProcess {
 
     /// Types `line` on its standard input.
     fn type_line(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
+        let stdin = self
+            .stdin
+            .as_mut()
+            .expect("a demo started with a pipe on stdin");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
     }
 
     /// The address at `port` on the demo's address.
     fn at(&self, port: u16) -> SocketAddr {
         SocketAddr::new(self.dns.ip(), port)
+    }
+
+    /// The temporary directory the demo wrote its files into, from the `config` line it
+    /// printed; it lies in the demo's `TMPDIR`.
+    fn files(&self) -> PathBuf {
+        let config = self
+            .printed
+            .iter()
+            .find_map(|line| line.trim_start().strip_prefix("config "))
+            .unwrap_or_else(|| panic!("no config line in {:#?}", self.printed))
+            .trim();
+        let config = PathBuf::from(config);
+        let files = config
+            .ancestors()
+            .nth(3)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} is not DIR/examples/three-regions/FILE",
+                    config.display()
+                )
+            })
+            .to_path_buf();
+        assert_eq!(
+            files.parent(),
+            Some(self.tmp.path()),
+            "{}",
+            config.display()
+        );
+        files
+    }
+
+    /// Sends `signal` (`TERM`, `INT`) and waits for "demo stopped", a successful exit, and no
+    /// file left in its `TMPDIR`.
+    fn stop_with(&mut self, signal: &str) {
+        let files = self.files();
+        assert!(
+            files.is_dir(),
+            "{} missing while the demo runs",
+            files.display()
+        );
+        send_signal(self.child.id(), signal);
+        let stopped = self.next_line(Duration::from_secs(20), |line| line == "demo stopped");
+        assert!(
+            stopped.is_some(),
+            "SIG{signal}: no \"demo stopped\"; log:\n{}",
+            self.log()
+        );
+        let exit = wait_exit(&mut self.child, Duration::from_secs(10));
+        assert!(
+            exit.is_some_and(|status| status.success()),
+            "SIG{signal}: {exit:?}; log:\n{}",
+            self.log()
+        );
+        assert!(
+            !files.exists(),
+            "SIG{signal}: {} left behind",
+            files.display()
+        );
+        assert_eq!(
+            left_in(self.tmp.path()),
+            Vec::<String>::new(),
+            "SIG{signal}"
+        );
     }
 }
 
@@ -284,6 +399,51 @@ impl Drop for DemoProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A thread that reads `output` line by line into the returned channel.
+fn line_reader(output: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (send, lines) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// Sends `kill -SIGNAL pid`.
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// The exit status of `child` within `wait`, or `None`.
+fn wait_exit(child: &mut Child, wait: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The names in `dir`.
+fn left_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// `method path` on `addr` over a fresh connection: the status and the body.
@@ -459,46 +619,18 @@ async fn demo_steers_balances_fails_over_and_recovers() {
     assert_eq!(backends.len(), 7, "{body}");
     assert!(backends.iter().all(|b| b["running"] == true), "{body}");
 
-    // SIGTERM stops it cleanly.
-    let pid = demo.child.id();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let stopped = tokio::task::block_in_place(|| {
-        demo.next_line(Duration::from_secs(20), |line| line == "demo stopped")
-    });
-    assert!(
-        stopped.is_some(),
-        "no \"demo stopped\"; log:\n{}",
-        demo.log()
-    );
-    let exit = tokio::task::block_in_place(|| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = demo.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    assert!(
-        exit.is_some_and(|status| status.success()),
-        "{exit:?}; log:\n{}",
-        demo.log()
-    );
+    // SIGTERM stops it cleanly, and its files are gone.
+    tokio::task::block_in_place(|| demo.stop_with("TERM"));
 }
 
 #[test]
 fn demo_names_a_taken_port_and_what_to_do() {
     let address = random_loopback();
     let _taken = std::net::TcpListener::bind((address, 18053)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let mut child = meridian()
         .args(["demo", "--no-load", "--address", &address.to_string()])
+        .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -521,6 +653,8 @@ fn demo_names_a_taken_port_and_what_to_do() {
     assert!(stderr.contains(&format!("{address}:18053")), "{stderr}");
     assert!(stderr.contains("the admin API"), "{stderr}");
     assert!(stderr.contains("--address"), "{stderr}");
+    // A failed start leaves no files behind either.
+    assert_eq!(left_in(tmp.path()), Vec::<String>::new());
 }
 
 #[test]
@@ -533,4 +667,376 @@ fn demo_refuses_an_address_outside_loopback() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not a loopback address"), "{stderr}");
+}
+
+/// The lines the demo printed under "Operate it as in production:", split into words as a
+/// shell would (double quotes only, which is all they use).
+fn operator_commands(printed: &[String]) -> Vec<Vec<String>> {
+    printed
+        .iter()
+        .skip_while(|line| !line.starts_with("Operate it as in production:"))
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .map(|line| {
+            let mut words = Vec::new();
+            let mut word: Option<String> = None;
+            let mut quoted = false;
+            for c in line.trim().chars() {
+                match c {
+                    '"' => {
+                        quoted = !quoted;
+                        word.get_or_insert_with(String::new);
+                    }
+                    c if c.is_whitespace() && !quoted => words.extend(word.take()),
+                    c => word.get_or_insert_with(String::new).push(c),
+                }
+            }
+            assert!(!quoted, "unbalanced quotes in {line:?}");
+            words.extend(word);
+            words
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_prints_operator_commands_that_run_in_order() {
+    let mut demo = tokio::task::block_in_place(|| {
+        DemoProcess::start_with(
+            random_loopback(),
+            DemoOptions {
+                no_load: true,
+                stdin: false,
+            },
+        )
+    });
+    assert!(
+        demo.printed
+            .iter()
+            .any(|line| line.contains("background traffic: off (--no-load)")),
+        "{:#?}",
+        demo.printed
+    );
+
+    // Standard input is /dev/null: its end is said once, and the demo goes on.
+    let closed = format!(
+        "standard input closed; use the control API at http://{}/ or Ctrl-C",
+        demo.control
+    );
+    let said = poll(Duration::from_secs(20), || async {
+        demo.log().contains(&closed).then_some(())
+    })
+    .await;
+    assert!(said.is_some(), "no {closed:?}; log:\n{}", demo.log());
+    assert_eq!(demo.log().matches(&closed).count(), 1, "{}", demo.log());
+    assert_eq!(http(demo.control, "GET", "/healthz").await.0, 200);
+
+    // The printed operator commands, run in order exactly as printed, all succeed.
+    let commands = operator_commands(&demo.printed);
+    let verbs: Vec<String> = commands.iter().map(|words| words[1..3].join(" ")).collect();
+    assert_eq!(
+        verbs,
+        [
+            "status --admin",
+            "drill start",
+            "drill report",
+            "drill abort",
+            "drain eu-west",
+            "clear eu-west",
+        ],
+        "{:#?}",
+        demo.printed
+    );
+    for words in &commands {
+        let output = tokio::task::block_in_place(|| {
+            Command::new(&words[0])
+                .args(&words[1..])
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        });
+        assert!(
+            output.status.success(),
+            "{words:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    wait_region(
+        &demo,
+        GB,
+        "eu-west",
+        "after the drill and the drain were cleared",
+    )
+    .await;
+
+    // SIGINT (Ctrl-C) stops it cleanly, and its files are gone.
+    tokio::task::block_in_place(|| demo.stop_with("INT"));
+}
+
+/// A child process killed (and reaped) on drop, so a failed test leaves none behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    /// Kills and reaps the process.
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn demo_stops_cleanly_on_a_signal_at_any_moment_of_its_start() {
+    for signal in ["TERM", "INT"] {
+        for delay in [0, 20, 100, 400].map(Duration::from_millis) {
+            let tmp = tempfile::tempdir().unwrap();
+            let mut child = KillOnDrop(
+                meridian()
+                    .args(["demo", "--no-load", "--address"])
+                    .arg(random_loopback().to_string())
+                    .env("TMPDIR", tmp.path())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+            // The directory appears once the demo handles signals; the signal then comes
+            // `delay` later, at some point of the start.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while left_in(tmp.path()).is_empty() {
+                assert!(
+                    child.0.try_wait().unwrap().is_none(),
+                    "the demo exited before writing its files"
+                );
+                assert!(Instant::now() < deadline, "the demo wrote no files");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(delay);
+            send_signal(child.0.id(), signal);
+            let exit = wait_exit(&mut child.0, Duration::from_secs(30));
+            let mut stderr = String::new();
+            if exit.is_some() {
+                std::io::Read::read_to_string(&mut child.0.stderr.take().unwrap(), &mut stderr)
+                    .unwrap();
+            }
+            assert!(
+                exit.is_some_and(|status| status.success()),
+                "SIG{signal} {delay:?} after the files: {exit:?}; log:\n{stderr}"
+            );
+            assert_eq!(
+                left_in(tmp.path()),
+                Vec::<String>::new(),
+                "SIG{signal} {delay:?} after the files; log:\n{stderr}"
+            );
+        }
+    }
+}
+
+/// Whether `script` (util-linux, Debian package `bsdutils`) runs; panics if it does not and
+/// tools are required.
+fn have_script() -> bool {
+    let found = Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        if crate::interop::required() {
+            panic!(
+                "script is required (MERIDIAN_REQUIRE_TOOLS=1) but not installed: apt-get install bsdutils"
+            );
+        }
+        eprintln!("skipping: script not installed (apt-get install bsdutils)");
+    }
+    found
+}
+
+/// A demo run by a job-control shell on a terminal of its own (`script`): killed on drop,
+/// the demo (found by the process id in its directory's name) with it.
+struct TerminalDemo {
+    /// `script`.
+    script: KillOnDrop,
+    /// What the test types on the terminal.
+    keys: ChildStdin,
+    /// The terminal's output, line by line (the demo's standard output and log).
+    lines: Receiver<String>,
+    /// Every line seen so far.
+    seen: Vec<String>,
+    /// The demo's `TMPDIR`.
+    tmp: tempfile::TempDir,
+}
+
+impl TerminalDemo {
+    /// Reads lines until `count` lines seen so far contain `text`, at most `wait`.
+    fn wait_for_nth(&mut self, text: &str, count: usize, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.seen.iter().filter(|line| line.contains(text)).count() >= count {
+                return true;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                return false;
+            };
+            self.seen.push(line.replace('\r', ""));
+        }
+    }
+
+    /// Reads lines until one contains `text`, at most `wait`.
+    fn wait_for(&mut self, text: &str, wait: Duration) -> bool {
+        self.wait_for_nth(text, 1, wait)
+    }
+
+    /// Types `keys` on the terminal.
+    fn type_keys(&mut self, keys: &[u8]) {
+        self.keys.write_all(keys).unwrap();
+        self.keys.flush().unwrap();
+    }
+
+    /// Everything seen so far, for failure messages.
+    fn transcript(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for TerminalDemo {
+    /// Kills the demo (a grandchild) too.
+    fn drop(&mut self) {
+        for name in left_in(self.tmp.path()) {
+            let pid = name
+                .strip_prefix("meridian-demo-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok());
+            if let Some(pid) = pid {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+/// Whether `GET /healthz` on `addr` answers 200 within a second.
+fn healthz(addr: SocketAddr) -> bool {
+    let exchange = || -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+        stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer)?;
+        Ok(answer)
+    };
+    exchange().is_ok_and(|answer| answer.starts_with("HTTP/1.1 200"))
+}
+
+#[test]
+fn demo_in_the_background_of_a_terminal_runs_and_takes_commands_after_fg() {
+    if !have_script() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let address = random_loopback();
+    let control = SocketAddr::from((address, 18054));
+    // A job-control shell on a terminal of its own starts the demo as a background job, then
+    // moves it as a user would, one step per line the test types: `fg`; after Ctrl-Z, `bg`;
+    // `fg` again.
+    let shell = format!(
+        "set -m; '{}' demo --no-load --address {address} & read go; fg; \
+         echo \"job stopped: $?\"; read again; bg; read more; fg",
+        env!("CARGO_BIN_EXE_meridian"),
+    );
+    let mut script = KillOnDrop(
+        Command::new("script")
+            .args(["-qfec", &shell, "/dev/null"])
+            .env("SHELL", "/bin/sh")
+            .env("TMPDIR", tmp.path())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let keys = script.0.stdin.take().unwrap();
+    let lines = line_reader(script.0.stdout.take().unwrap());
+    let mut demo = TerminalDemo {
+        script,
+        keys,
+        lines,
+        seen: Vec::new(),
+        tmp,
+    };
+    let background = "runs in the background of its terminal";
+
+    // Started in the background, it is not stopped by reading the terminal: it gets ready,
+    // and says that typed commands wait for `fg`.
+    assert!(
+        demo.wait_for("demo ready:", Duration::from_secs(60)),
+        "not ready in the background (stopped reading its terminal?):\n{}",
+        demo.transcript()
+    );
+    assert!(
+        demo.wait_for(background, Duration::from_secs(10)),
+        "{}",
+        demo.transcript()
+    );
+
+    // `fg`, then a command typed at the demo.
+    demo.type_keys(b"go\nstatus\n");
+    assert!(
+        demo.wait_for("background visits by region", Duration::from_secs(20)),
+        "no answer to `status` typed after fg:\n{}",
+        demo.transcript()
+    );
+
+    // Ctrl-Z stops it while it waits for a line; `bg` lets it run on in the background, where
+    // the read it was in is restarted: it must not stop again.
+    demo.type_keys(b"\x1a");
+    assert!(
+        demo.wait_for("job stopped: ", Duration::from_secs(20)),
+        "Ctrl-Z did not stop the job:\n{}",
+        demo.transcript()
+    );
+    demo.type_keys(b"again\n");
+    assert!(
+        demo.wait_for_nth(background, 2, Duration::from_secs(20)),
+        "no second note of running in the background after bg:\n{}",
+        demo.transcript()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !healthz(control) {
+        assert!(
+            Instant::now() < deadline,
+            "the control API does not answer after bg:\n{}",
+            demo.transcript()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // `fg` again: commands are read again.
+    demo.type_keys(b"more\nstatus\n");
+    assert!(
+        demo.wait_for_nth("background visits by region", 2, Duration::from_secs(20)),
+        "no answer to `status` typed after the second fg:\n{}",
+        demo.transcript()
+    );
+
+    // Ctrl-D on the terminal stops it cleanly, and its files are gone.
+    demo.type_keys(b"\x04");
+    assert!(
+        demo.wait_for("demo stopped", Duration::from_secs(20)),
+        "Ctrl-D did not stop the demo:\n{}",
+        demo.transcript()
+    );
+    let exit = wait_exit(&mut demo.script.0, Duration::from_secs(20));
+    assert!(
+        exit.is_some_and(|status| status.success()),
+        "{exit:?}:\n{}",
+        demo.transcript()
+    );
+    assert_eq!(left_in(demo.tmp.path()), Vec::<String>::new());
 }
