@@ -15,6 +15,7 @@ pub mod client;
 pub mod drill;
 pub mod explain;
 pub mod overrides;
+pub mod site;
 
 use std::collections::BTreeMap;
 

@@ -20,14 +20,14 @@
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, IsTerminal as _};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -39,6 +39,7 @@ use super::CONTROL_PORT;
 use super::backend::SampleBackend;
 use super::setup::Topology;
 use super::traffic::{self, CLIENTS};
+use crate::admin::site;
 
 /// The running demo: its shape, its backends and what the traffic saw.
 #[derive(Debug)]
@@ -769,57 +770,26 @@ struct Refusal {
 }
 
 /// Refuses what a web page of another site could make a browser send, as the admin API does
-/// without a token: a request that names a host other than a loopback one (a name of the
-/// page's own that resolves to loopback, as in DNS rebinding), and a change (`POST`) whose
-/// `Origin` is not this API's own address. Requests without these headers (curl) pass.
+/// without a token ([`site::check`]): a request that names a host other than a loopback one,
+/// and a change (`POST`) whose `Origin` is not this API's own address.
 fn check_site(method: &Method, headers: &HeaderMap) -> Result<(), Refusal> {
-    let host = headers
-        .get(header::HOST)
-        .map(|value| value.to_str().unwrap_or(""));
-    if let Some(host) = host
-        && !loopback_host(host)
-    {
-        return Err(Refusal {
+    match site::check(method, headers, true) {
+        Ok(()) => Ok(()),
+        Err(site::Refusal::BadHost(host)) => Err(Refusal {
             code: "bad_host",
             message: format!(
                 "Host {host:?} is not a loopback address: the demo's control API answers only \
                  requests to 127.0.0.0/8, [::1] or localhost"
             ),
-        });
+        }),
+        Err(site::Refusal::CrossOrigin(origin)) => Err(Refusal {
+            code: "cross_origin",
+            message: format!(
+                "a {method} from the web page at {origin:?} is refused: the demo's control API \
+                 accepts changes only from clients that send no Origin header (curl) or its own"
+            ),
+        }),
     }
-    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or("");
-    let same = host.is_some_and(|host| {
-        ["http://", "https://"].iter().any(|scheme| {
-            origin
-                .strip_prefix(scheme)
-                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
-        })
-    });
-    if safe || same {
-        return Ok(());
-    }
-    Err(Refusal {
-        code: "cross_origin",
-        message: format!(
-            "a {method} from the web page at {origin:?} is refused: the demo's control API \
-             accepts changes only from clients that send no Origin header (curl) or its own"
-        ),
-    })
-}
-
-/// Whether a `Host` header value (`name[:port]`, `[v6]:port`) names this machine's loopback.
-fn loopback_host(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
-    };
-    let name = name.strip_suffix('.').unwrap_or(name);
-    name.eq_ignore_ascii_case("localhost")
-        || name.parse::<IpAddr>().is_ok_and(|addr| addr.is_loopback())
 }
 
 /// `GET /v1/status`.
@@ -975,29 +945,6 @@ mod tests {
             .await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{method}: {body}");
             assert!(body.contains("\"bad_host\""), "{body}");
-        }
-    }
-
-    #[test]
-    fn loopback_hosts_are_recognised() {
-        for host in [
-            "127.0.0.1",
-            "127.4.5.6:18054",
-            "localhost",
-            "LOCALHOST:1",
-            "[::1]:18054",
-            "localhost.",
-        ] {
-            assert!(loopback_host(host), "{host}");
-        }
-        for host in [
-            "example.test",
-            "10.0.0.1:18054",
-            "[2001:db8::1]:1",
-            "127.0.0.1.nip.io",
-            "",
-        ] {
-            assert!(!loopback_host(host), "{host}");
         }
     }
 
