@@ -932,7 +932,7 @@ pub(crate) async fn run(loaded: Loaded) -> std::io::Result<()> {
 
 /// Logs to stderr; `RUST_LOG` filters (default `info`). Colours only on a
 /// terminal, so journald and log files get plain text.
-fn init_logging() {
+pub(crate) fn init_logging() {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

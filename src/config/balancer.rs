@@ -656,18 +656,7 @@ fn route(
             value.as_ref().clone()
         }
     };
-    let host = match &raw.host {
-        None => None,
-        Some(value) => Some(host_name(value.as_ref()).ok_or_else(|| {
-            source.invalid(
-                value,
-                format_args!(
-                    "{what}.host: {:?} is not a host name (write it without port)",
-                    value.as_ref()
-                ),
-            )
-        })?),
-    };
+    let host = host_key(source, what, raw.host.as_ref())?;
     let header = match &raw.header {
         None => None,
         Some(value) => {
@@ -788,18 +777,7 @@ fn backend_health(
         },
     };
     let expect_status = super::health::expect_status(source, &what, raw.expect_status.as_ref())?;
-    let host = match &raw.host {
-        None => None,
-        Some(value) => Some(host_name(value.as_ref()).ok_or_else(|| {
-            source.invalid(
-                value,
-                format_args!(
-                    "{what}.host: {:?} is not a host name (write it without port)",
-                    value.as_ref()
-                ),
-            )
-        })?),
-    };
+    let host = host_key(source, &what, raw.host.as_ref())?;
     let expect_body = match &raw.expect_body {
         None => None,
         Some(value) if value.as_ref().is_empty() => {
@@ -895,6 +873,27 @@ fn hash_key(text: &str) -> Result<HashKey, String> {
     Err(format!(
         "{text:?} is not a hash key: write client_ip, header:NAME or cookie:NAME"
     ))
+}
+
+/// `{what}.host`, if set: a host name (see [`host_name`]), or an error at its line.
+fn host_key(
+    source: &Source<'_>,
+    what: &str,
+    value: Option<&Spanned<String>>,
+) -> Result<Option<String>, ConfigError> {
+    value
+        .map(|value| {
+            host_name(value.as_ref()).ok_or_else(|| {
+                source.invalid(
+                    value,
+                    format_args!(
+                        "{what}.host: {:?} is not a host name (write it without port)",
+                        value.as_ref()
+                    ),
+                )
+            })
+        })
+        .transpose()
 }
 
 /// `text` as a host name for a `Host` header: lowercase, without a trailing dot; `None` unless

@@ -70,7 +70,7 @@ fn parse_loopback(text: &str) -> Result<Ipv4Addr, String> {
 /// Runs the demo until SIGINT or SIGTERM; the exit code says whether it started and stopped
 /// cleanly.
 pub fn run(args: DemoArgs) -> ExitCode {
-    init_logging();
+    crate::cli::init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -299,18 +299,6 @@ async fn announce(demo: Arc<Demo>, config: String, load: bool, mut stopped: watc
     if load {
         traffic::run(demo, stopped).await;
     }
-}
-
-/// Logs to stderr as `serve` does; `RUST_LOG` filters (default `info`).
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 #[cfg(test)]
