@@ -1361,15 +1361,22 @@ fn notification(socket: &UnixDatagram) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[test]
-fn serve_notifies_the_service_manager_of_ready_reload_and_stop() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "");
-    let path = dir.path().join("notify.sock");
+/// A notification socket in `dir`, as a service manager binds it, and its path; reads give up
+/// after 10 s so a missing notification fails the test instead of hanging it.
+fn notify_socket(dir: &std::path::Path) -> (std::path::PathBuf, UnixDatagram) {
+    let path = dir.join("notify.sock");
     let socket = UnixDatagram::bind(&path).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
+    (path, socket)
+}
+
+#[test]
+fn serve_notifies_the_service_manager_of_ready_reload_and_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let (path, socket) = notify_socket(dir.path());
     let mut server = Server::start(&config, &[("NOTIFY_SOCKET", path.as_os_str())]);
 
     let ready = notification(&socket);
@@ -1418,11 +1425,7 @@ fn serve_notifies_the_service_manager_of_ready_reload_and_stop() {
 fn a_failed_reload_is_ready_on_the_previous_data_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let path = dir.path().join("notify.sock");
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    let (path, socket) = notify_socket(dir.path());
     let mut server = Server::start(&config, &[("NOTIFY_SOCKET", path.as_os_str())]);
     assert_eq!(notification(&socket)["STATUS"], "Serving");
     let line = server.wait_for_line("serving");
