@@ -1663,8 +1663,8 @@ mod tests {
         (addr, accepted)
     }
 
-    /// `count` sequential GETs through a balancer in front of `backend`, `pause` apart; the
-    /// statuses and bodies.
+    /// `count` sequential GETs on one client connection through a balancer in front of
+    /// `backend`, `pause` apart; the statuses and bodies.
     async fn through_balancer(backend: SocketAddr, count: usize, pause: Duration) -> Vec<String> {
         use http_body_util::BodyExt;
         let text = format!(
@@ -1676,13 +1676,28 @@ mod tests {
             .balancers
             .remove(0);
         let balancer = super::super::listener::RunningBalancer::start(&config).unwrap();
-        let client =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build_http::<http_body_util::Empty<Bytes>>();
+        // One client connection, so that every request reaches the same worker (a pooled
+        // client may open a second one, which may go to the other worker and its own idle
+        // upstream connections).
+        let stream = tokio::net::TcpStream::connect(balancer.local_addr())
+            .await
+            .unwrap();
+        let (mut sender, connection) =
+            http1::handshake::<_, http_body_util::Empty<Bytes>>(TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
         let mut answers = Vec::new();
         for _ in 0..count {
-            let uri = format!("http://{}/x", balancer.local_addr());
-            let response = client.get(uri.parse().unwrap()).await.expect("an answer");
+            sender
+                .ready()
+                .await
+                .expect("the client connection stays open");
+            let request = Request::get("/x")
+                .header(header::HOST, balancer.local_addr().to_string())
+                .body(http_body_util::Empty::new())
+                .unwrap();
+            let response = sender.send_request(request).await.expect("an answer");
             let status = response.status();
             let body = response.into_body().collect().await.unwrap().to_bytes();
             answers.push(format!(
