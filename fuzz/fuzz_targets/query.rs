@@ -78,6 +78,8 @@ static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     );
     std::fs::write(&config, format!("{dns}{GEO}")).expect("write config");
     let loaded = meridian::snapshot::load(&config).expect("fixed config loads");
+    // The snapshot holds everything it read: the files are not needed again.
+    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(loaded.snapshot.services.len(), 1);
     loaded.snapshot
 });

@@ -7,8 +7,9 @@
 //! `chromium-driver`). Without them they print a notice and pass, unless
 //! `MERIDIAN_REQUIRE_TOOLS=1` is set (CI sets it), in which case they fail.
 //!
-//! Screenshots of each step go to a temporary directory whose path is printed (run with
-//! `--nocapture` to see it); it is kept after the test for inspection.
+//! Screenshots of each step and chromedriver's log go to a temporary directory, removed when
+//! the test passes and kept, with its path printed, when it fails. With
+//! `MERIDIAN_SCREENSHOTS=DIR` they go to `DIR/<test>` instead and are always kept, to look at.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -109,15 +110,57 @@ fn resolve(tool: &str) -> String {
         .map_or_else(|| tool.to_string(), |path| path.display().to_string())
 }
 
-/// A directory for this test's screenshots, kept after the test; its path is printed.
-fn screenshot_dir(test: &str) -> PathBuf {
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("meridian-dashboard-{test}-"))
-        .tempdir()
-        .expect("screenshot dir")
-        .keep();
-    eprintln!("{test}: screenshots in {}", dir.display());
-    dir
+/// Where a test's screenshots and chromedriver's log go (see the module documentation).
+#[derive(Debug)]
+struct Shots {
+    /// The directory.
+    path: PathBuf,
+    /// Whether it is removed when the test passes.
+    temporary: bool,
+}
+
+impl Shots {
+    /// The directory for `test`: under `$MERIDIAN_SCREENSHOTS`, or a temporary one.
+    fn for_test(test: &str) -> Self {
+        let shots = match std::env::var_os("MERIDIAN_SCREENSHOTS") {
+            Some(root) => {
+                let path = PathBuf::from(root).join(test);
+                std::fs::create_dir_all(&path)
+                    .unwrap_or_else(|err| panic!("create {}: {err}", path.display()));
+                Shots {
+                    path,
+                    temporary: false,
+                }
+            }
+            None => Shots {
+                path: tempfile::Builder::new()
+                    .prefix(&format!("meridian-dashboard-{test}-"))
+                    .tempdir()
+                    .expect("screenshot dir")
+                    .keep(),
+                temporary: true,
+            },
+        };
+        eprintln!("{test}: screenshots in {}", shots.path.display());
+        shots
+    }
+}
+
+impl Drop for Shots {
+    /// Removes a temporary directory unless the test is failing.
+    fn drop(&mut self) {
+        if !self.temporary {
+            return;
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "screenshots and chromedriver.log kept in {}",
+                self.path.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
 }
 
 /// A plain-HTTP client for loopback (reqwest is built without a default TLS provider, so it
@@ -159,13 +202,13 @@ struct Browser {
     http: reqwest::Client,
     /// Chromium's profile: fresh for every browser.
     _profile: tempfile::TempDir,
-    /// Where screenshots go.
-    shots: PathBuf,
+    /// Where screenshots go; dropped after chromedriver has stopped.
+    shots: Shots,
 }
 
 impl Browser {
     /// Starts chromedriver on a free loopback port and opens a session with a fresh profile.
-    async fn start(browser: &str, driver: &str, shots: PathBuf) -> Browser {
+    async fn start(browser: &str, driver: &str, shots: Shots) -> Browser {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -173,7 +216,7 @@ impl Browser {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let http = http_client();
         let profile = tempfile::tempdir().expect("profile dir");
-        let log = shots.join("chromedriver.log");
+        let log = shots.path.join("chromedriver.log");
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log.display()))
@@ -404,7 +447,7 @@ impl Browser {
                 Some(json!({ "width": 1440, "height": height.clamp(600, 4000) })),
             )
             .await;
-        let path = self.shots.join(format!("{name}.png"));
+        let path = self.shots.path.join(format!("{name}.png"));
         match self.call("GET", "/screenshot", None).await {
             Ok(Value::String(data)) => {
                 std::fs::write(&path, base64_decode(&data)).expect("write screenshot");
@@ -657,7 +700,7 @@ async fn a_drill_started_from_the_page_moves_dns_answers_and_shows_its_timeline(
         return;
     };
     let mut site = Site::start(None).await;
-    let browser = Browser::start(&chromium, &chromedriver, screenshot_dir("drill")).await;
+    let browser = Browser::start(&chromium, &chromedriver, Shots::for_test("drill")).await;
 
     // `/` leads to the dashboard, which finds the three regions with their monitors' verdicts.
     browser.open(&format!("{}/", site.url)).await;
@@ -816,7 +859,7 @@ async fn with_a_token_the_page_asks_for_it_and_keeps_it_out_of_urls() {
     };
     const TOKEN: &str = "t0ken-for-the-dashboard";
     let mut site = Site::start(Some(TOKEN)).await;
-    let browser = Browser::start(&chromium, &chromedriver, screenshot_dir("token")).await;
+    let browser = Browser::start(&chromium, &chromedriver, Shots::for_test("token")).await;
 
     // The page itself needs no token; its data calls do, and get 401 without one.
     browser.open(&format!("{}/dashboard", site.url)).await;
