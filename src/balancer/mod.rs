@@ -100,6 +100,7 @@ mod random;
 mod ring_hash;
 mod round_robin;
 pub mod slow_start;
+pub mod upstream;
 
 pub use cookie::TOKEN_LEN as COOKIE_TOKEN_LEN;
 pub use least_response_time::PeakEwma;
