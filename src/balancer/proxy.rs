@@ -6,15 +6,17 @@
 //! `max_body_bytes`. Idempotent requests are retried on another backend after a connect
 //! failure, at most [`MAX_RETRIES`] times, and only while none of the request body was sent.
 //!
-//! Upstream connections are HTTP/1.1 with keep-alive. Each thread keeps its own idle
-//! connections per backend address (as nginx keeps one keep-alive cache per worker), so taking
-//! one is a pop from a thread-local list, without a lock. A connection has no task of its own:
-//! the request that uses it drives it, first while waiting for the response head, then while
-//! the response body streams, so an exchange costs no wake-up of another task or thread. A
-//! request goes out only once its connection is established, so a connect failure never
-//! consumes the body. A request that an idle connection could not take because the backend
-//! closed it meanwhile (nothing was written) goes once more on a new connection to the same
-//! backend, as hyper's pooled client does.
+//! Upstream connections are HTTP/1.1 with keep-alive, spoken by the proxy itself (the
+//! protocol, without I/O, is [`super::upstream`]): the request that uses a connection writes
+//! the request head and body and reads the response head, and the response body then reads
+//! the socket as the client takes the body, handing on slices of the buffer it read into. An
+//! exchange needs no channel, no task of its own and no wake-up of another task or thread.
+//! Each thread keeps its own idle connections per backend address (as nginx keeps one
+//! keep-alive cache per worker), so taking one is a pop from a thread-local list, without a
+//! lock. A request goes out only once its connection is established, so a connect failure
+//! never consumes the body. A request on an idle connection that the backend closed meanwhile
+//! goes once more on a new connection to the same backend, when the backend cannot have acted
+//! on it: none of its body was taken from the client, and it is idempotent.
 //!
 //! A request's timeouts (connect, response headers, pauses between body chunks) are those of
 //! the route it matched, which default to the balancer's.
@@ -39,19 +41,19 @@ use std::task::{Context, Poll, Wake, Waker, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::TrySendError;
-use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustc_hash::FxHashMap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::pool::{Backend, BackendSet, Chosen, InFlight, Outstanding, Pool, RequestKey, Topology};
+use super::upstream::{self, Chunked, Decoded, Framing, RequestBody};
 use crate::config::{HashKey, OutlierConfig, RouteConfig};
 
 /// At most this many retries after the first attempt (each on another backend).
@@ -387,34 +389,35 @@ async fn proxy(
                 }
             },
         };
-        let mut upstream = Request::from_parts(parts, body);
-        if upstream.method() == Method::CONNECT {
-            *upstream.uri_mut() = Uri::from(backend.authority().clone());
+        if parts.method == Method::CONNECT {
+            parts.uri = Uri::from(backend.authority().clone());
         }
-        if !upstream.headers().contains_key(header::HOST) {
-            upstream
-                .headers_mut()
+        if !parts.headers.contains_key(header::HOST) {
+            parts
+                .headers
                 .insert(header::HOST, backend.host_header().clone());
         }
-        let result = tokio::time::timeout_at(current.deadline, connection.exchange(upstream)).await;
-        let response = match result {
-            Ok(Ok(response)) => response,
+        let result = tokio::time::timeout_at(
+            current.deadline,
+            connection.exchange(&parts, &mut body, retryable),
+        )
+        .await;
+        let head = match result {
+            Ok(Ok(head)) => head,
             Ok(Err(_)) if connection.is_stopped() => {
                 // Not the backend's fault: the operator drained it and its time ran out.
                 tracing::debug!(backend = %backend.addr(), "request cut off: the backend's drain timeout passed");
                 return Failure::Timeout.respond(&shared.counters);
             }
-            Ok(Err(mut error)) => {
-                if reused && let Some(unsent) = error.take_message() {
-                    tracing::debug!(backend = %backend.addr(), error = %error.error(), "idle connection closed; sending on a new one");
-                    (parts, body) = unsent.into_parts();
-                    again = Some(current);
-                    continue;
-                }
-                let error = error.into_error();
+            Ok(Err(ExchangeError::Closed { resendable: true })) if reused => {
+                tracing::debug!(backend = %backend.addr(), "idle connection closed; sending on a new one");
+                again = Some(current);
+                continue;
+            }
+            Ok(Err(error)) => {
                 backend.record(false, config.outlier.as_ref());
-                tracing::debug!(backend = %backend.addr(), ?error, "upstream request failed");
-                return classify(&error).respond(&shared.counters);
+                tracing::debug!(backend = %backend.addr(), %error, "upstream request failed");
+                return error.failure().respond(&shared.counters);
             }
             Err(_elapsed) => {
                 backend.record(false, config.outlier.as_ref());
@@ -438,25 +441,33 @@ async fn proxy(
         }
         shared.pool.observe_latency(rtt);
         let gateway_error = matches!(
-            response.status(),
+            head.status,
             StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
         );
         backend.record(!gateway_error, config.outlier.as_ref());
-        if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // The client hears the proxy's own HTTP version, whatever the backend's was.
+        let upstream::Head {
+            status,
+            mut headers,
+            framing,
+            ..
+        } = head;
+        if status == StatusCode::SWITCHING_PROTOCOLS {
             let Some(client_upgrade) = client_upgrade else {
                 return Failure::BadGateway.respond(&shared.counters);
             };
-            let Some(upstream_io) = connection.upgraded().await else {
+            let Some(upstream_io) = connection.upgraded() else {
                 tracing::debug!(backend = %backend.addr(), "upstream upgrade failed");
                 return Failure::BadGateway.respond(&shared.counters);
             };
             tokio::spawn(tunnel(client_upgrade, upstream_io, outstanding, guard));
-            let (mut head, _) = response.into_parts();
-            strip_hop_by_hop(&mut head.headers, true);
-            return Response::from_parts(head, ProxyBody::empty());
+            strip_hop_by_hop(&mut headers, true);
+            let mut response = Response::new(ProxyBody::empty());
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            return response;
         }
-        let (mut head, body) = response.into_parts();
-        strip_hop_by_hop(&mut head.headers, false);
+        strip_hop_by_hop(&mut headers, false);
         if let Some(value) = set_cookie
             && let Some(name) = &config.cookie_name
             && let Ok(cookie) = HeaderValue::from_str(&format!(
@@ -464,20 +475,22 @@ async fn proxy(
                 value.to_str().unwrap_or_default()
             ))
         {
-            head.headers.append(header::SET_COOKIE, cookie);
+            headers.append(header::SET_COOKIE, cookie);
         }
         let body = ResponseBody {
-            inner: body,
+            state: BodyState::from(framing),
             idle: IdleTimer::new(idle_timeout),
             outlier: config.outlier,
             outstanding: Some(outstanding),
             connection: Some(connection),
             idle_timeout: config.idle_timeout,
-            ended: false,
             failure: None,
             _in_flight: guard,
         };
-        return Response::from_parts(head, ProxyBody::Upstream(body));
+        let mut response = Response::new(ProxyBody::Upstream(body));
+        *response.status_mut() = status;
+        *response.headers_mut() = headers;
+        return response;
     }
 }
 
@@ -569,53 +582,336 @@ async fn connect(
         Err(_elapsed) => return Err(ConnectError::Deadline),
     };
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|_| ConnectError::Failed(Failure::BadGateway))?;
     let relay = Arc::new(Relay::default());
     watch(&relay, backend);
     Ok(Upstream {
         addr: backend.addr(),
-        sender,
-        connection: Some(Box::new(connection)),
-        finished: false,
-        waker: Waker::from(Arc::clone(&relay)),
+        stream: Some(stream),
+        buf: BytesMut::new(),
+        out: BytesMut::new(),
+        keep_alive: true,
+        drained: false,
         relay,
     })
 }
 
-/// The I/O of an upstream connection.
-type UpstreamIo = TokioIo<TcpStream>;
+/// Bytes read from a backend at a time (at least).
+const READ_SIZE: usize = 8 * 1024;
 
-/// An HTTP/1.1 connection to a backend. It has no task of its own: whoever uses it drives it,
-/// the request future until the response head arrives and then the response body, so an
-/// exchange wakes no other task. An idle connection is driven by nobody; a backend closing it
-/// is noticed when it is taken again, or by the periodic sweep.
+/// Largest write buffer an idle upstream connection keeps.
+const MAX_IDLE_BUFFER: usize = 64 * 1024;
+
+/// An HTTP/1.1 connection to a backend (see [`upstream`] for the protocol). It has no task of
+/// its own: the request that uses it writes the request and reads the response head, then
+/// the response body reads the body straight from the socket into the client's response.
 struct Upstream {
     /// The backend's address.
     addr: SocketAddr,
-    /// Where requests go in.
-    sender: SendRequest<Limited>,
-    /// The connection's state machine and socket (boxed: it is large, and the connection moves
-    /// with every request); `None` once it failed or was taken for an upgrade.
-    connection: Option<Box<http1::Connection<UpstreamIo, Limited>>>,
-    /// Whether the connection finished (closed, or done with an upgrade); it is not polled
-    /// again.
-    finished: bool,
-    /// The connection is always polled with this waker, which wakes `relay`'s target.
-    waker: Waker,
-    /// Where the connection's wake-ups go.
+    /// The socket; `None` once taken for an upgrade.
+    stream: Option<TcpStream>,
+    /// Bytes read and not yet used.
+    buf: BytesMut,
+    /// Bytes to write (the request head, body data), reused from request to request.
+    out: BytesMut,
+    /// Whether the connection can take another request once the current response is read.
+    keep_alive: bool,
+    /// Whether the last read took everything the socket had then.
+    drained: bool,
+    /// The drain stop, and who to wake for it.
     relay: Arc<Relay>,
 }
 
-/// Passes the wake-ups of an upstream connection on to the task driving it, while it waits
-/// for the connection. While that task runs, or while the connection is idle, they go nowhere:
-/// they would only poll the task again for what it is already doing (taking the body's data
-/// wakes the connection, as its sender, for example).
-///
-/// The relay also carries the stop of a connection whose backend's drain timeout passed: the
-/// sweep sets it and wakes the task, which then finds the connection stopped.
+/// Why an exchange with a backend failed.
+#[derive(Debug)]
+enum ExchangeError {
+    /// The backend closed or reset the connection before any of the response arrived;
+    /// `resendable`: the request can go again, because the backend cannot have acted on it
+    /// (nothing of its body was taken from the client, and it is idempotent or was not sent).
+    Closed { resendable: bool },
+    /// Reading or writing failed.
+    Io(std::io::Error),
+    /// The backend's response is not valid HTTP/1.1.
+    Invalid(&'static str),
+    /// The client's request body failed (over the limit, or stalled).
+    Body(BoxError),
+}
+
+impl fmt::Display for ExchangeError {
+    /// One line saying what failed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExchangeError::Closed { .. } => {
+                f.write_str("the backend closed the connection before answering")
+            }
+            ExchangeError::Io(error) => write!(f, "{error}"),
+            ExchangeError::Invalid(what) => write!(f, "invalid response: {what}"),
+            ExchangeError::Body(error) => write!(f, "request body: {error}"),
+        }
+    }
+}
+
+impl ExchangeError {
+    /// The response the failure deserves.
+    fn failure(&self) -> Failure {
+        match self {
+            ExchangeError::Body(error) => match error.downcast_ref::<BodyError>() {
+                Some(BodyError::TooLarge) => Failure::TooLarge,
+                Some(BodyError::Idle) => Failure::ClientIdle,
+                None => Failure::BadGateway,
+            },
+            ExchangeError::Io(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                Failure::Timeout
+            }
+            _ => Failure::BadGateway,
+        }
+    }
+}
+
+impl Upstream {
+    /// Whether the connection was cut off because its backend's drain timeout passed.
+    fn is_stopped(&self) -> bool {
+        self.relay.is_stopped()
+    }
+
+    /// Whether the socket shows nothing new: no data and no close since the last response
+    /// was read. Costs no system call unless the socket became readable.
+    fn is_quiet(&self) -> bool {
+        let Some(stream) = &self.stream else {
+            return false;
+        };
+        match stream.poll_read_ready(&mut quiet()) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            // Readable: a close, stray bytes, or a readiness from before: look.
+            Poll::Ready(Ok(())) => matches!(
+                stream.try_read(&mut [0u8; 1]),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock
+            ),
+        }
+    }
+
+    /// Whether the connection can take a request now, as far as is known without waiting (a
+    /// close that races with the request is seen when it is sent, and the request then goes
+    /// on a new connection).
+    fn is_usable(&self) -> bool {
+        self.keep_alive && !self.relay.is_stopped() && self.buf.is_empty() && self.is_quiet()
+    }
+
+    /// Readies an idle connection: nobody waits for it any more, and what the socket said while
+    /// the last response was read is forgotten when that read emptied the socket, so the next
+    /// check needs no system call.
+    fn rest(&mut self) {
+        self.relay.disarm();
+        if self.out.capacity() > MAX_IDLE_BUFFER {
+            // A large request body passed: an idle connection keeps no large buffer.
+            self.out = BytesMut::new();
+        }
+        if self.drained
+            && let Some(stream) = &self.stream
+        {
+            let _ = stream.try_io(tokio::io::Interest::READABLE, || {
+                Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+            });
+        }
+    }
+
+    /// Reads what the socket has into `buf`: the count, 0 at the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<usize>> {
+        let Some(stream) = &self.stream else {
+            return Poll::Ready(Ok(0));
+        };
+        loop {
+            ready!(stream.poll_read_ready(cx))?;
+            if self.buf.capacity() - self.buf.len() < READ_SIZE / 2 {
+                self.buf.reserve(READ_SIZE);
+            }
+            let spare = self.buf.capacity() - self.buf.len();
+            match stream.try_read_buf(&mut self.buf) {
+                Ok(count) => {
+                    self.drained = count < spare;
+                    return Poll::Ready(Ok(count));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+
+    /// Writes out what `out` holds.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        use bytes::Buf;
+        use tokio::io::AsyncWrite;
+        let Some(stream) = &mut self.stream else {
+            return Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()));
+        };
+        while !self.out.is_empty() {
+            let written = ready!(Pin::new(&mut *stream).poll_write(cx, &self.out))?;
+            if written == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            self.out.advance(written);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends the request `parts` with `body` and reads until its response head, skipping
+    /// interim (1xx) responses other than 101. The body goes out while the response is
+    /// awaited; a backend answering before it has all of it gets the connection closed after
+    /// the response. `idempotent`: the request may be sent again after a close.
+    async fn exchange<B>(
+        &mut self,
+        parts: &Parts,
+        body: &mut B,
+        idempotent: bool,
+    ) -> Result<upstream::Head, ExchangeError>
+    where
+        B: Body<Data = Bytes, Error = BoxError> + Unpin,
+    {
+        let target = parts.uri.path_and_query().map_or_else(
+            || {
+                parts
+                    .uri
+                    .authority()
+                    .map_or("/", |authority| authority.as_str())
+            },
+            PathAndQuery::as_str,
+        );
+        let size = body.size_hint();
+        self.out.clear();
+        let framing = upstream::encode_request(
+            &parts.method,
+            target,
+            &parts.headers,
+            size.exact(),
+            body.is_end_stream(),
+            &mut self.out,
+        );
+        let mut body_done = framing == RequestBody::None;
+        let mut body_started = false;
+        let mut received = false;
+        // A failed write ends the sending, not the exchange: a backend that answers early and
+        // closes may have sent its answer, which is read before the failure counts.
+        let mut write_failed: Option<std::io::Error> = None;
+        std::future::poll_fn(|cx| {
+            if self.relay.is_stopped() {
+                return Poll::Ready(Err(ExchangeError::Io(
+                    std::io::ErrorKind::ConnectionAborted.into(),
+                )));
+            }
+            // The request: what is queued, then the body's frames as they come.
+            while write_failed.is_none() {
+                match self.poll_write_out(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(error)) => {
+                        write_failed = Some(error);
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+                if body_done {
+                    break;
+                }
+                match Pin::new(&mut *body).poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        body_started = true;
+                        if let Ok(data) = frame.into_data()
+                            && !data.is_empty()
+                        {
+                            if framing == RequestBody::Chunked {
+                                upstream::encode_chunk(&data, &mut self.out);
+                            } else {
+                                self.out.extend_from_slice(&data);
+                            }
+                        }
+                    }
+                    Poll::Ready(None) => {
+                        body_done = true;
+                        if framing == RequestBody::Chunked {
+                            self.out.extend_from_slice(upstream::LAST_CHUNK);
+                        }
+                    }
+                    Poll::Ready(Some(Err(error))) => {
+                        return Poll::Ready(Err(ExchangeError::Body(error)));
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            // The response head.
+            loop {
+                match upstream::parse_head(&mut self.buf, &parts.method) {
+                    Ok(Some(head))
+                        if head.status.is_informational()
+                            && head.status != StatusCode::SWITCHING_PROTOCOLS =>
+                    {
+                        continue;
+                    }
+                    Ok(Some(mut head)) => {
+                        if !body_done || !self.out.is_empty() {
+                            // Answered early: the rest of the request is not sent, so the
+                            // connection cannot carry another one.
+                            head.keep_alive = false;
+                        }
+                        self.keep_alive = head.keep_alive;
+                        return Poll::Ready(Ok(head));
+                    }
+                    Ok(None) => {}
+                    Err(what) => return Poll::Ready(Err(ExchangeError::Invalid(what))),
+                }
+                match self.poll_fill(cx) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(if received {
+                            ExchangeError::Invalid("connection closed inside the response head")
+                        } else {
+                            ExchangeError::Closed {
+                                resendable: !body_started && idempotent,
+                            }
+                        }));
+                    }
+                    Poll::Ready(Ok(_)) => received = true,
+                    Poll::Ready(Err(error)) => {
+                        return Poll::Ready(Err(if received {
+                            ExchangeError::Io(error)
+                        } else {
+                            ExchangeError::Closed {
+                                resendable: !body_started && idempotent,
+                            }
+                        }));
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if let Some(error) = write_failed.take() {
+                // Nothing more will come: the backend's side is gone too.
+                return Poll::Ready(Err(if received {
+                    ExchangeError::Io(error)
+                } else {
+                    ExchangeError::Closed {
+                        resendable: !body_started && idempotent,
+                    }
+                }));
+            }
+            self.relay.arm(cx.waker());
+            // A stop between the check above and the arming woke nobody: look again.
+            if self.relay.is_stopped() {
+                cx.waker().wake_by_ref();
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// After a 101 response: the socket, with any bytes the backend sent after the response
+    /// head.
+    fn upgraded(&mut self) -> Option<(TcpStream, BytesMut)> {
+        self.keep_alive = false;
+        let stream = self.stream.take()?;
+        Some((stream, std::mem::take(&mut self.buf)))
+    }
+}
+
+/// Carries the stop of a connection (or tunnel) whose backend's drain timeout passed: the sweep
+/// sets it and wakes the task waiting for the connection, if any, which then finds the
+/// connection stopped.
 #[derive(Debug, Default)]
 struct Relay {
     /// The task to wake; `None`: nobody waits.
@@ -695,97 +991,9 @@ impl Wake for Relay {
     }
 }
 
-/// A context whose waker does nothing, for polls whose progress the caller drives itself.
+/// A context whose waker does nothing, for checks that wait for nothing.
 fn quiet() -> Context<'static> {
     Context::from_waker(Waker::noop())
-}
-
-impl Upstream {
-    /// Lets the connection make progress (write, read, notice a close); `true` while it is
-    /// open. What it then waits on wakes the relay's target. A connection cut off by a drain
-    /// is dropped here, which fails the exchange on it.
-    fn drive(&mut self) -> bool {
-        if self.relay.is_stopped() {
-            self.connection = None;
-            self.finished = true;
-            return false;
-        }
-        let Some(connection) = &mut self.connection else {
-            return false;
-        };
-        if self.finished {
-            return false;
-        }
-        match connection.poll_without_shutdown(&mut Context::from_waker(&self.waker)) {
-            Poll::Pending => true,
-            Poll::Ready(result) => {
-                self.finished = true;
-                if let Err(error) = result {
-                    tracing::debug!(backend = %self.addr, %error, "upstream connection failed");
-                    self.connection = None;
-                }
-                false
-            }
-        }
-    }
-
-    /// [`Upstream::drive`] for the task of `cx`, which waits for the connection afterwards.
-    fn drive_for(&mut self, cx: &Context<'_>) -> bool {
-        self.relay.arm(cx.waker());
-        self.drive()
-    }
-
-    /// Whether the connection was cut off because its backend's drain timeout passed.
-    fn is_stopped(&self) -> bool {
-        self.relay.is_stopped()
-    }
-
-    /// Whether the connection can take a request now, as far as is known without polling it
-    /// (a close it has not seen yet is seen when the next request is sent, and that request
-    /// then goes on a new connection). Nobody waits for it after.
-    fn is_usable(&self) -> bool {
-        self.relay.disarm();
-        !self.finished
-            && !self.relay.is_stopped()
-            && self.connection.is_some()
-            && self.sender.is_ready()
-    }
-
-    /// Sends `request` and drives the connection until the response head arrives.
-    async fn exchange(
-        &mut self,
-        request: Request<Limited>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<Limited>>> {
-        let mut response = std::pin::pin!(self.sender.try_send_request(request));
-        std::future::poll_fn(|cx| {
-            let open = self.drive_for(cx);
-            // Only `drive` answers the request, so the answer needs no waker of its own.
-            let answered = response.as_mut().poll(&mut quiet());
-            if answered.is_pending() && !open {
-                // Finished without answering: dropping the connection fails the request.
-                self.connection = None;
-                return response.as_mut().poll(cx);
-            }
-            answered
-        })
-        .await
-    }
-
-    /// After a 101 response: drives the connection to the end of the exchange and takes its
-    /// socket, with any bytes the backend sent after the response head.
-    async fn upgraded(&mut self) -> Option<http1::Parts<UpstreamIo>> {
-        std::future::poll_fn(|cx| {
-            if self.drive_for(cx) {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })
-        .await;
-        self.connection
-            .take()
-            .map(|connection| connection.into_parts())
-    }
 }
 
 /// An idle upstream connection.
@@ -821,7 +1029,8 @@ fn checkout(addr: SocketAddr, now: Instant) -> Option<Upstream> {
 
 /// Keeps a connection whose response was read completely among this thread's idle ones, if
 /// it can take another request.
-fn checkin(upstream: Upstream, idle_timeout: Duration) {
+fn checkin(mut upstream: Upstream, idle_timeout: Duration) {
+    upstream.rest();
     if !upstream.is_usable() {
         return;
     }
@@ -890,37 +1099,17 @@ pub fn expire_idle_connections() {
     stop_expired_drains(now);
     let _ = IDLE.try_with(|idle| {
         idle.borrow_mut().retain(|_, list| {
-            list.retain_mut(|connection| connection.expires > now && connection.upstream.drive());
+            list.retain(|connection| connection.expires > now && connection.upstream.is_usable());
             !list.is_empty()
         });
     });
-}
-
-/// Maps an upstream error to the response it deserves.
-fn classify(error: &hyper::Error) -> Failure {
-    let mut source: Option<&(dyn StdError + 'static)> = error.source();
-    while let Some(cause) = source {
-        if let Some(body) = cause.downcast_ref::<BodyError>() {
-            return match body {
-                BodyError::TooLarge => Failure::TooLarge,
-                BodyError::Idle => Failure::ClientIdle,
-            };
-        }
-        if let Some(io) = cause.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return Failure::Timeout;
-        }
-        source = cause.source();
-    }
-    Failure::BadGateway
 }
 
 /// Bridges an upgraded client connection and an upgraded backend connection until either
 /// side closes; the request stays counted while the tunnel lasts.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
-    upstream: http1::Parts<UpstreamIo>,
+    upstream: (TcpStream, BytesMut),
     outstanding: Outstanding,
     _in_flight: InFlight,
 ) {
@@ -934,10 +1123,10 @@ async fn tunnel(
     let relay = Arc::new(Relay::default());
     watch(&relay, outstanding.backend());
     let mut client = TokioIo::new(client);
-    let mut backend = upstream.io.into_inner();
+    let (mut backend, early) = upstream;
     let relay_bytes = async {
-        if !upstream.read_buf.is_empty() {
-            client.write_all(&upstream.read_buf).await?;
+        if !early.is_empty() {
+            client.write_all(&early).await?;
         }
         tokio::io::copy_bidirectional(&mut client, &mut backend).await?;
         Ok::<(), std::io::Error>(())
@@ -1390,13 +1579,38 @@ impl Body for ProxyBody {
     }
 }
 
-/// A backend's response body on its way to the client: the idle timeout applied, the request
-/// counted as outstanding until the body ends, a mid-body failure reported to outlier
-/// detection, and the connection driven while the body streams and kept for the next request
-/// once the body has been read.
+/// Where a response body is: how much of it is left to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    /// This many bytes left (`Content-Length`).
+    Length(u64),
+    /// Chunked, decoding.
+    Chunked(Chunked),
+    /// Everything until the backend closes.
+    UntilClose,
+    /// Complete.
+    Done,
+}
+
+impl From<Framing> for BodyState {
+    /// The start of a body framed as `framing`.
+    fn from(framing: Framing) -> Self {
+        match framing {
+            Framing::Empty | Framing::Length(0) => BodyState::Done,
+            Framing::Length(length) => BodyState::Length(length),
+            Framing::Chunked => BodyState::Chunked(Chunked::Size),
+            Framing::UntilClose => BodyState::UntilClose,
+        }
+    }
+}
+
+/// A backend's response body on its way to the client, read straight from the backend's
+/// socket: the idle timeout applied, the request counted as outstanding until the body ends,
+/// a mid-body failure reported to outlier detection, and the connection kept for the next
+/// request once the body has been read.
 pub struct ResponseBody {
-    /// The backend's body.
-    inner: Incoming,
+    /// How much is left.
+    state: BodyState,
     /// The wait for the next frame.
     idle: IdleTimer,
     /// Outlier detection settings.
@@ -1407,8 +1621,6 @@ pub struct ResponseBody {
     connection: Option<Upstream>,
     /// How long the connection may stay idle afterwards.
     idle_timeout: Duration,
-    /// Whether the body ended cleanly.
-    ended: bool,
     /// A failure held back for one poll, so that what came before it is flushed to the client
     /// (the response head at least) before the failure aborts the client connection.
     failure: Option<BoxError>,
@@ -1420,8 +1632,7 @@ impl fmt::Debug for ResponseBody {
     /// The state, without the connection.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseBody")
-            .field("inner", &self.inner)
-            .field("ended", &self.ended)
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
@@ -1450,6 +1661,14 @@ impl ResponseBody {
         cx.waker().wake_by_ref();
         Poll::Pending
     }
+
+    /// The body is complete.
+    fn finish(&mut self) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.idle.disarm();
+        self.outstanding = None;
+        self.state = BodyState::Done;
+        Poll::Ready(None)
+    }
 }
 
 impl Body for ResponseBody {
@@ -1465,64 +1684,89 @@ impl Body for ResponseBody {
         if let Some(error) = this.failure.take() {
             return Poll::Ready(Some(Err(error)));
         }
-        if this.connection.as_ref().is_some_and(Upstream::is_stopped) {
+        if this.state == BodyState::Done {
+            return this.finish();
+        }
+        let Some(connection) = &mut this.connection else {
+            return Poll::Ready(None);
+        };
+        if connection.is_stopped() {
             return this.fail(
                 "backend drained: its drain timeout passed mid-body".into(),
                 cx,
             );
         }
-        // The body's data arrive only while the connection is driven, and the connection wakes
-        // this task for whatever it waits on; the body itself needs no waker then. First what
-        // already arrived (usually the whole body, with the response head), with nobody
-        // waiting: taking it would only wake this very task again.
-        let frame = match &mut this.connection {
-            Some(connection) if !connection.finished => {
-                connection.relay.disarm();
-                match Pin::new(&mut this.inner).poll_frame(&mut quiet()) {
-                    Poll::Pending if connection.drive_for(cx) => {
-                        Pin::new(&mut this.inner).poll_frame(&mut quiet())
+        loop {
+            // First what is already read (usually the whole body, with the response head).
+            let data = match &mut this.state {
+                BodyState::Done | BodyState::Length(0) => return this.finish(),
+                BodyState::Length(left) => {
+                    if connection.buf.is_empty() {
+                        None
+                    } else {
+                        let take = usize::try_from(*left)
+                            .unwrap_or(usize::MAX)
+                            .min(connection.buf.len());
+                        *left -= take as u64;
+                        Some(connection.buf.split_to(take).freeze())
                     }
-                    Poll::Pending => Pin::new(&mut this.inner).poll_frame(cx),
-                    ready => ready,
                 }
-            }
-            _ => Pin::new(&mut this.inner).poll_frame(cx),
-        };
-        match frame {
-            Poll::Ready(None) => {
+                BodyState::Chunked(chunked) => match chunked.decode(&mut connection.buf) {
+                    Ok(Decoded::Data(data)) => Some(data),
+                    Ok(Decoded::End) => return this.finish(),
+                    Ok(Decoded::NeedMore) => None,
+                    Err(what) => {
+                        connection.keep_alive = false;
+                        return this.fail(what.into(), cx);
+                    }
+                },
+                BodyState::UntilClose => {
+                    (!connection.buf.is_empty()).then(|| connection.buf.split().freeze())
+                }
+            };
+            if let Some(data) = data {
                 this.idle.disarm();
-                this.outstanding = None;
-                this.ended = true;
-                Poll::Ready(None)
+                return Poll::Ready(Some(Ok(Frame::data(data))));
             }
-            Poll::Ready(Some(Ok(frame))) => {
-                this.idle.disarm();
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(error))) => this.fail(error.into(), cx),
-            Poll::Pending => {
-                ready!(this.idle.poll_expired(cx));
-                this.fail("backend response body idle for too long".into(), cx)
+            match connection.poll_fill(cx) {
+                Poll::Ready(Ok(0)) if this.state == BodyState::UntilClose => {
+                    connection.keep_alive = false;
+                    return this.finish();
+                }
+                Poll::Ready(Ok(0)) => {
+                    return this.fail("backend closed the connection mid-body".into(), cx);
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => return this.fail(error.into(), cx),
+                Poll::Pending => {
+                    connection.relay.arm(cx.waker());
+                    ready!(this.idle.poll_expired(cx));
+                    return this.fail("backend response body idle for too long".into(), cx);
+                }
             }
         }
     }
 
     /// Whether the backend's body is over (not while a failure waits to be reported).
     fn is_end_stream(&self) -> bool {
-        self.failure.is_none() && self.inner.is_end_stream()
+        self.failure.is_none() && matches!(self.state, BodyState::Done | BodyState::Length(0))
     }
 
-    /// The backend's body's size.
+    /// The backend's body's size, when known.
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match self.state {
+            BodyState::Done => SizeHint::with_exact(0),
+            BodyState::Length(left) => SizeHint::with_exact(left),
+            BodyState::Chunked(_) | BodyState::UntilClose => SizeHint::default(),
+        }
     }
 }
 
 impl Drop for ResponseBody {
-    /// Keeps the connection when the whole body was read (or there was none to read).
+    /// Keeps the connection when the whole body was read.
     fn drop(&mut self) {
         if let Some(connection) = self.connection.take()
-            && (self.ended || self.inner.is_end_stream())
+            && matches!(self.state, BodyState::Done | BodyState::Length(0))
         {
             checkin(connection, self.idle_timeout);
         }
@@ -1682,10 +1926,12 @@ mod tests {
         let stream = tokio::net::TcpStream::connect(balancer.local_addr())
             .await
             .unwrap();
-        let (mut sender, connection) =
-            http1::handshake::<_, http_body_util::Empty<Bytes>>(TokioIo::new(stream))
-                .await
-                .unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake::<
+            _,
+            http_body_util::Empty<Bytes>,
+        >(TokioIo::new(stream))
+        .await
+        .unwrap();
         tokio::spawn(connection);
         let mut answers = Vec::new();
         for _ in 0..count {
@@ -1723,6 +1969,156 @@ mod tests {
             accepted.load(Ordering::SeqCst),
             1,
             "one upstream connection"
+        );
+    }
+
+    /// A connection to a fresh loopback listener, and the backend's side of it.
+    async fn connected() -> (Upstream, tokio::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (backend, _) = listener.accept().await.unwrap();
+        let upstream = Upstream {
+            addr,
+            stream: Some(stream),
+            buf: BytesMut::new(),
+            out: BytesMut::new(),
+            keep_alive: true,
+            drained: false,
+            relay: Arc::new(Relay::default()),
+        };
+        (upstream, backend)
+    }
+
+    /// A request head for `method` on `/`.
+    fn request_parts(method: Method) -> Parts {
+        Request::builder()
+            .method(method)
+            .uri("/")
+            .header(header::HOST, "backend.test")
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    /// A request body of `text` (empty: none).
+    fn body_of(text: &'static str) -> http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError> {
+        use http_body_util::BodyExt;
+        http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync()
+    }
+
+    /// A request body of unknown length, fed through a channel.
+    struct Feed(tokio::sync::mpsc::Receiver<Bytes>);
+
+    impl Body for Feed {
+        type Data = Bytes;
+        type Error = BoxError;
+
+        /// The next piece sent, or the end once the sender is gone.
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+            self.0
+                .poll_recv(cx)
+                .map(|piece| piece.map(|bytes| Ok(Frame::data(bytes))))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_close_before_the_answer_allows_a_resend_only_when_nothing_could_have_been_done() {
+        use tokio::io::AsyncReadExt;
+        for (method, text, resendable) in [
+            (Method::GET, "", true),
+            (Method::DELETE, "", true),
+            (Method::POST, "", false),
+            (Method::PUT, "payload", false),
+        ] {
+            let (mut upstream, backend) = connected().await;
+            drop(backend);
+            let idempotent = method != Method::POST;
+            let error = upstream
+                .exchange(
+                    &request_parts(method.clone()),
+                    &mut body_of(text),
+                    idempotent,
+                )
+                .await
+                .expect_err("the backend closed");
+            assert!(
+                matches!(error, ExchangeError::Closed { resendable: r } if r == resendable),
+                "{method} {text:?}: {error:?}"
+            );
+        }
+
+        // A backend that answers halfway through the body: the answer counts, and the
+        // connection is not used again.
+        let (mut upstream, mut backend) = connected().await;
+        let answer = tokio::spawn(async move {
+            let mut head = [0u8; 256];
+            let _ = backend.read(&mut head).await.unwrap();
+            backend
+                .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+            backend
+        });
+        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let mut body = Feed(receiver);
+        sender.send(Bytes::from_static(b"part")).await.unwrap();
+        let mut parts = request_parts(Method::POST);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from_static("1000"));
+        let head = upstream.exchange(&parts, &mut body, false).await.unwrap();
+        assert_eq!(head.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(!upstream.keep_alive, "the rest of the body was never sent");
+        drop(answer.await.unwrap());
+        drop(sender);
+    }
+
+    #[tokio::test]
+    async fn interim_answers_are_skipped_and_a_body_goes_chunked_without_a_length() {
+        use tokio::io::AsyncReadExt;
+        let (mut upstream, mut backend) = connected().await;
+        let seen = tokio::spawn(async move {
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 256];
+            while !request.ends_with(b"0\r\n\r\n") {
+                let n = backend.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the whole request arrives");
+                request.extend_from_slice(&chunk[..n]);
+            }
+            backend
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            (String::from_utf8(request).unwrap(), backend)
+        });
+        let (sender, receiver) = tokio::sync::mpsc::channel(2);
+        let mut body = Feed(receiver);
+        let send = async move {
+            sender.send(Bytes::from_static(b"abc")).await.unwrap();
+            sender.send(Bytes::from_static(b"de")).await.unwrap();
+        };
+        let parts = request_parts(Method::PUT);
+        let (head, ()) = tokio::join!(upstream.exchange(&parts, &mut body, true), send);
+        let head = head.unwrap();
+        assert_eq!(head.status, StatusCode::CREATED);
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(upstream.keep_alive);
+        assert_eq!(
+            &upstream.buf[..],
+            b"ok",
+            "the body stays for the response body"
+        );
+        let (request, _backend) = seen.await.unwrap();
+        assert!(
+            request.ends_with("transfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"),
+            "{request:?}"
         );
     }
 

@@ -421,6 +421,243 @@ async fn each_failure_has_its_status() {
     server.server.shutdown().await;
 }
 
+/// A backend speaking HTTP/1.1 by hand, to answer with every framing of RFC 9112 §6.3: it
+/// reads each request (its body by `Content-Length` or chunked) and answers by path, on the
+/// same connection until an answer ends it; returns its address and how many connections it
+/// accepted.
+async fn framing_backend() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    let Some((method, path, body)) = read_request(&mut stream, &mut buffer).await
+                    else {
+                        return;
+                    };
+                    let (answer, close): (Vec<u8>, bool) = match path.as_str() {
+                        "/chunked" => (
+                            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                              5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nx-sum: 11\r\n\r\n"
+                                .to_vec(),
+                            false,
+                        ),
+                        "/until-close" => (b"HTTP/1.1 200 OK\r\n\r\nuntil close".to_vec(), true),
+                        "/http10" => (
+                            b"HTTP/1.0 200 OK\r\ncontent-length: 6\r\n\r\nhttp10".to_vec(),
+                            false,
+                        ),
+                        "/continue" => (
+                            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\ndone"
+                                .to_vec(),
+                            false,
+                        ),
+                        "/no-content" => (
+                            b"HTTP/1.1 204 No Content\r\nx-kind: none\r\n\r\n".to_vec(),
+                            false,
+                        ),
+                        "/both" => (
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n\
+                              4\r\nboth\r\n0\r\n\r\n"
+                                .to_vec(),
+                            false,
+                        ),
+                        _ if method == "HEAD" => (
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n".to_vec(),
+                            false,
+                        ),
+                        _ => {
+                            let text = format!("{method} {} bytes: {}", body.len(), String::from_utf8_lossy(&body));
+                            (
+                                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}", text.len())
+                                    .into_bytes(),
+                                false,
+                            )
+                        }
+                    };
+                    if stream.write_all(&answer).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+/// Reads one request from `stream` (with what `buffer` already holds): its method, path and
+/// body; `None` when the connection ends first.
+async fn read_request(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+) -> Option<(String, String, Vec<u8>)> {
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        if let Some(at) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+    let mut words = head.split_whitespace();
+    let method = words.next()?.to_ascii_uppercase();
+    let path = words.next()?.to_string();
+    buffer.drain(..end);
+    let field = |name: &str| {
+        head.lines().find_map(|line| {
+            line.strip_prefix(name)
+                .map(|value| value.trim().to_string())
+        })
+    };
+    let mut body = Vec::new();
+    if let Some(length) = field("content-length:") {
+        let length: usize = length.parse().ok()?;
+        while buffer.len() < length {
+            let n = stream.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+        body = buffer.drain(..length).collect();
+    } else if field("transfer-encoding:").is_some_and(|value| value.ends_with("chunked")) {
+        loop {
+            let Some(line_end) = buffer.windows(2).position(|window| window == b"\r\n") else {
+                let n = stream.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+                buffer.extend_from_slice(&chunk[..n]);
+                continue;
+            };
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&buffer[..line_end]).ok()?, 16).ok()?;
+            while buffer.len() < line_end + 2 + size + 2 {
+                let n = stream.read(&mut chunk).await.ok().filter(|&n| n > 0)?;
+                buffer.extend_from_slice(&chunk[..n]);
+            }
+            body.extend_from_slice(&buffer[line_end + 2..line_end + 2 + size]);
+            buffer.drain(..line_end + 2 + size + 2);
+            if size == 0 {
+                break;
+            }
+        }
+    }
+    Some((method, path, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_framing_passes_through_and_connections_are_reused_only_when_safe() {
+    let (backend, accepted) = framing_backend().await;
+    let server = server(&web(&[(backend, 1)], "")).await;
+    let addr = pool_addr(&server);
+    // One client connection, so that every request takes the same worker and its idle
+    // backend connections.
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake::<_, Chunks>(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(connection);
+    let mut exchange = async |method: &str, path: &str, body: Vec<Bytes>, length: bool| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "framing.test");
+        if length {
+            let total: usize = body.iter().map(Bytes::len).sum();
+            request = request.header("content-length", total);
+        }
+        sender.ready().await.expect("client connection open");
+        let response = tokio::time::timeout(
+            Duration::from_secs(10),
+            sender.send_request(request.body(Chunks(body.into_iter())).expect("request")),
+        )
+        .await
+        .expect("an answer in time")
+        .expect("a response");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.expect("a whole body");
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        )
+    };
+
+    // Kept-alive framings: one backend connection for all of them.
+    let (status, _, body) = exchange("GET", "/chunked", vec![], false).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "hello world"));
+    let (status, _, body) = exchange("GET", "/continue", vec![], false).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "done"),
+        "interim 100 skipped"
+    );
+    let (status, headers, body) = exchange("GET", "/no-content", vec![], false).await;
+    assert_eq!((status, body.as_str()), (StatusCode::NO_CONTENT, ""));
+    assert_eq!(headers["x-kind"], "none");
+    let (status, headers, body) = exchange("HEAD", "/head", vec![], false).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+    assert_eq!(
+        headers["content-length"], "9",
+        "a HEAD answer keeps its length"
+    );
+    let parts = vec![Bytes::from_static(b"abc"), Bytes::from_static(b"defg")];
+    let (_, _, body) = exchange("POST", "/echo", parts.clone(), true).await;
+    assert_eq!(body, "POST 7 bytes: abcdefg", "a body with a length");
+    let (_, _, body) = exchange("PUT", "/echo", parts, false).await;
+    assert_eq!(
+        body, "PUT 7 bytes: abcdefg",
+        "a body without a length goes chunked"
+    );
+    let (_, _, body) = exchange("POST", "/echo", vec![], false).await;
+    assert_eq!(body, "POST 0 bytes: ", "an empty body says so");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "all on one backend connection"
+    );
+
+    // Framings after which the backend connection cannot be used again.
+    let (status, _, body) = exchange("GET", "/until-close", vec![], false).await;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "until close"));
+    let (_, _, body) = exchange("GET", "/echo", vec![], false).await;
+    assert_eq!(body, "GET 0 bytes: ");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "a new connection after a close-delimited body"
+    );
+    let (_, _, body) = exchange("GET", "/http10", vec![], false).await;
+    assert_eq!(body, "http10");
+    let (_, _, body) = exchange("GET", "/echo", vec![], false).await;
+    assert_eq!(body, "GET 0 bytes: ");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "HTTP/1.0 without keep-alive is not reused"
+    );
+    let (status, headers, body) = exchange("GET", "/both", vec![], false).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "both"),
+        "chunked wins"
+    );
+    assert!(!headers.contains_key("content-length"), "{headers:?}");
+    let (_, _, body) = exchange("GET", "/echo", vec![], false).await;
+    assert_eq!(body, "GET 0 bytes: ");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        4,
+        "a response with both lengths is not trusted with another request"
+    );
+    server.server.shutdown().await;
+}
+
 /// A request body sent in chunks, with no length (so HTTP/1.1 sends it chunked).
 struct Chunks(std::vec::IntoIter<Bytes>);
 
