@@ -6,6 +6,8 @@
 //! exchange needs no channel, no second task and no copy of the body: the response body's
 //! bytes go to the client as slices of the buffer they were read into.
 
+use std::mem::MaybeUninit;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
@@ -159,9 +161,16 @@ pub struct Head {
 /// What is wrong with the head, when it is not a valid HTTP/1.x response head or its length
 /// headers contradict each other.
 pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, &'static str> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut fields);
-    let length = match response.parse(buf) {
+    // Left uninitialised: httparse writes the fields it finds (zeroing all of them would cost
+    // more than the parse).
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut fields,
+    );
+    let length = match parsed {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD_BYTES => {
             return Err("response head too large");
@@ -180,22 +189,24 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, &
     // Where each field's name and value are in the head, so that the values can be slices of
     // the frozen head: no copies.
     let start = buf.as_ptr() as usize;
-    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_HEADERS];
-    let count = response.headers.len();
-    for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
-        *span = (
-            field.name.as_ptr() as usize - start,
-            field.name.len(),
-            field.value.as_ptr() as usize - start,
-            field.value.len(),
-        );
-    }
+    let spans: Vec<(usize, usize, usize, usize)> = response
+        .headers
+        .iter()
+        .map(|field| {
+            (
+                field.name.as_ptr() as usize - start,
+                field.name.len(),
+                field.value.as_ptr() as usize - start,
+                field.value.len(),
+            )
+        })
+        .collect();
     let bytes = buf.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(count);
+    let mut headers = HeaderMap::with_capacity(spans.len());
     let mut lengths: Option<u64> = None;
     let mut chunked = None;
     let mut close = version == Version::HTTP_10;
-    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+    for &(name_at, name_len, value_at, value_len) in &spans {
         let raw_name = &bytes[name_at..name_at + name_len];
         let raw_value = &bytes[value_at..value_at + value_len];
         let name = HeaderName::from_bytes(raw_name).map_err(|_| "invalid response header name")?;
