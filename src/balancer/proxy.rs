@@ -626,7 +626,7 @@ struct Upstream {
 enum ExchangeError {
     /// The backend closed or reset the connection before any of the response arrived;
     /// `resendable`: the request can go again, because the backend cannot have acted on it
-    /// (nothing of its body was taken from the client, and it is idempotent or was not sent).
+    /// (it is idempotent, and none of its body was taken from the client).
     Closed { resendable: bool },
     /// Reading or writing failed.
     Io(std::io::Error),
