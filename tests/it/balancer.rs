@@ -186,6 +186,24 @@ fn backend_list(backends: &[(SocketAddr, u32)]) -> String {
     format!("[{}]", entries.join(", "))
 }
 
+/// A backend set of one backend per `(path prefix, set name, backend)`, each with a route from
+/// its prefix, for appending after [`web`].
+fn routed_sets(sets: &[(&str, &str, SocketAddr)]) -> String {
+    let mut text = String::new();
+    for (_, name, addr) in sets {
+        text.push_str(&format!(
+            "[balancers.web.backend_sets.{name}]\nbackends = {}\n",
+            backend_list(&[(*addr, 1)])
+        ));
+    }
+    for (prefix, name, _) in sets {
+        text.push_str(&format!(
+            "[[balancers.web.routes]]\npath_prefix = \"{prefix}\"\nbackends = \"{name}\"\n"
+        ));
+    }
+    text
+}
+
 /// A `[balancers.web]` section with these backends and extra lines.
 fn web(backends: &[(SocketAddr, u32)], extra: &str) -> String {
     format!(
@@ -340,26 +358,18 @@ async fn each_failure_has_its_status() {
     .await;
     let ok = backend("ok", Behaviour::Name).await;
     let sections = format!(
-        "{}\
-         [balancers.web.backend_sets.refused]\nbackends = {}\n\
-         [balancers.web.backend_sets.garbage]\nbackends = {}\n\
-         [balancers.web.backend_sets.reset]\nbackends = {}\n\
-         [balancers.web.backend_sets.hang]\nbackends = {}\n\
-         [balancers.web.backend_sets.midbody]\nbackends = {}\n\
-         [[balancers.web.routes]]\npath_prefix = \"/refused\"\nbackends = \"refused\"\n\
-         [[balancers.web.routes]]\npath_prefix = \"/garbage\"\nbackends = \"garbage\"\n\
-         [[balancers.web.routes]]\npath_prefix = \"/reset\"\nbackends = \"reset\"\n\
-         [[balancers.web.routes]]\npath_prefix = \"/hang\"\nbackends = \"hang\"\n\
-         [[balancers.web.routes]]\npath_prefix = \"/midbody\"\nbackends = \"midbody\"\n",
+        "{}{}",
         web(
             &[(ok.addr, 1)],
             "response_timeout = \"300ms\"\nmax_body_bytes = 16",
         ),
-        backend_list(&[(refused, 1)]),
-        backend_list(&[(garbage, 1)]),
-        backend_list(&[(reset_before, 1)]),
-        backend_list(&[(hang, 1)]),
-        backend_list(&[(reset_mid_body, 1)]),
+        routed_sets(&[
+            ("/refused", "refused", refused),
+            ("/garbage", "garbage", garbage),
+            ("/reset", "reset", reset_before),
+            ("/hang", "hang", hang),
+            ("/midbody", "midbody", reset_mid_body),
+        ]),
     );
     let server = server(&sections).await;
     let addr = pool_addr(&server);
@@ -1263,20 +1273,16 @@ async fn draining_cuts_off_what_is_left_after_the_drain_timeout() {
     let quick = backend("quick", Behaviour::SlowHeaders(Duration::from_millis(300))).await;
     let echo = backend("echo", Behaviour::UpgradeEcho).await;
     let sections = format!(
-        "{}\
-         [balancers.web.backend_sets.hang]\nbackends = {}\n\
-         [balancers.web.backend_sets.streaming]\nbackends = {}\n\
-         [balancers.web.backend_sets.echo]\nbackends = {}\n\
-         [[balancers.web.routes]]\npath_prefix = \"/hang\"\nbackends = \"hang\"\n\
-         [[balancers.web.routes]]\npath_prefix = \"/stream\"\nbackends = \"streaming\"\n\
-         [[balancers.web.routes]]\npath_prefix = \"/ws\"\nbackends = \"echo\"\n",
+        "{}{}",
         web(
             &[(quick.addr, 1)],
             "drain_timeout = \"1s\"\nresponse_timeout = \"30s\"\nidle_timeout = \"30s\"",
         ),
-        backend_list(&[(hang, 1)]),
-        backend_list(&[(streaming, 1)]),
-        backend_list(&[(echo.addr, 1)]),
+        routed_sets(&[
+            ("/hang", "hang", hang),
+            ("/stream", "streaming", streaming),
+            ("/ws", "echo", echo.addr),
+        ]),
     );
     let server = server(&sections).await;
     let addr = pool_addr(&server);
