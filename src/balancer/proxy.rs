@@ -477,6 +477,9 @@ async fn proxy(
         {
             headers.append(header::SET_COOKIE, cookie);
         }
+        // The request's fields are sent: their map holds the connection's next response head,
+        // and this response's map the client connection's next request, without allocating.
+        connection.scratch.recycle(parts.headers);
         let body = ResponseBody {
             state: BodyState::from(framing),
             idle: IdleTimer::new(idle_timeout),
@@ -592,6 +595,7 @@ async fn connect(
         keep_alive: true,
         drained: false,
         relay,
+        scratch: upstream::HeadScratch::default(),
     })
 }
 
@@ -619,6 +623,8 @@ struct Upstream {
     drained: bool,
     /// The drain stop, and who to wake for it.
     relay: Arc<Relay>,
+    /// Memory for parsing response heads, kept from response to response.
+    scratch: upstream::HeadScratch,
 }
 
 /// Why an exchange with a backend failed.
@@ -838,7 +844,7 @@ impl Upstream {
             }
             // The response head.
             loop {
-                match upstream::parse_head(&mut self.buf, &parts.method) {
+                match upstream::parse_head(&mut self.buf, &parts.method, &mut self.scratch) {
                     Ok(Some(head))
                         if head.status.is_informational()
                             && head.status != StatusCode::SWITCHING_PROTOCOLS =>
@@ -1986,6 +1992,7 @@ mod tests {
             keep_alive: true,
             drained: false,
             relay: Arc::new(Relay::default()),
+            scratch: upstream::HeadScratch::default(),
         };
         (upstream, backend)
     }

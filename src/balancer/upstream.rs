@@ -152,15 +152,47 @@ pub struct Head {
     pub keep_alive: bool,
 }
 
+/// Where a field's name and value are in a head: name offset and length, value offset and
+/// length.
+type FieldSpan = (usize, usize, usize, usize);
+
+/// A header map with room for more fields than this is not kept for reuse.
+const MAX_RECYCLED_FIELDS: usize = 64;
+
+/// Memory kept from head to head, so that parsing a response head allocates nothing once a
+/// connection is warm: where the fields are, and an empty header map to fill.
+#[derive(Debug, Default)]
+pub struct HeadScratch {
+    /// The fields' places in the head being parsed.
+    spans: Vec<FieldSpan>,
+    /// An empty map, with room, for the next head's fields.
+    headers: Option<HeaderMap>,
+}
+
+impl HeadScratch {
+    /// Keeps `headers`, emptied, to hold the next head's fields (a request's map, done with,
+    /// becomes the response's). A map with room for more than a few dozen fields is dropped.
+    pub fn recycle(&mut self, mut headers: HeaderMap) {
+        if headers.capacity() <= MAX_RECYCLED_FIELDS {
+            headers.clear();
+            self.headers = Some(headers);
+        }
+    }
+}
+
 /// Parses a complete response head at the start of `buf` and takes it out of `buf`;
 /// `Ok(None)` when more bytes are needed. Interim (1xx) responses other than 101 are parsed
-/// like any other: the caller skips them. `method` is the request's.
+/// like any other: the caller skips them. `method` is the request's; `scratch` lends memory.
 ///
 /// # Errors
 ///
 /// What is wrong with the head, when it is not a valid HTTP/1.x response head or its length
 /// headers contradict each other.
-pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, &'static str> {
+pub fn parse_head(
+    buf: &mut BytesMut,
+    method: &Method,
+    scratch: &mut HeadScratch,
+) -> Result<Option<Head>, &'static str> {
     // Left uninitialised: httparse writes the fields it finds (zeroing all of them would cost
     // more than the parse).
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
@@ -189,24 +221,23 @@ pub fn parse_head(buf: &mut BytesMut, method: &Method) -> Result<Option<Head>, &
     // Where each field's name and value are in the head, so that the values can be slices of
     // the frozen head: no copies.
     let start = buf.as_ptr() as usize;
-    let spans: Vec<(usize, usize, usize, usize)> = response
-        .headers
-        .iter()
-        .map(|field| {
-            (
-                field.name.as_ptr() as usize - start,
-                field.name.len(),
-                field.value.as_ptr() as usize - start,
-                field.value.len(),
-            )
-        })
-        .collect();
+    let spans = &mut scratch.spans;
+    spans.clear();
+    spans.extend(response.headers.iter().map(|field| {
+        (
+            field.name.as_ptr() as usize - start,
+            field.name.len(),
+            field.value.as_ptr() as usize - start,
+            field.value.len(),
+        )
+    }));
     let bytes = buf.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(spans.len());
+    let mut headers = scratch.headers.take().unwrap_or_default();
+    headers.reserve(spans.len());
     let mut lengths: Option<u64> = None;
     let mut chunked = None;
     let mut close = version == Version::HTTP_10;
-    for &(name_at, name_len, value_at, value_len) in &spans {
+    for &(name_at, name_len, value_at, value_len) in spans.iter() {
         let raw_name = &bytes[name_at..name_at + name_len];
         let raw_value = &bytes[value_at..value_at + value_len];
         let name = HeaderName::from_bytes(raw_name).map_err(|_| "invalid response header name")?;
@@ -389,7 +420,11 @@ mod tests {
 
     /// The head parsed from `text` for a GET.
     fn head(text: &str) -> Result<Option<Head>, &'static str> {
-        parse_head(&mut BytesMut::from(text), &Method::GET)
+        parse_head(
+            &mut BytesMut::from(text),
+            &Method::GET,
+            &mut HeadScratch::default(),
+        )
     }
 
     #[test]
@@ -515,11 +550,42 @@ mod tests {
         assert!(!head.headers.contains_key(header::CONTENT_LENGTH));
 
         let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n");
-        let head = parse_head(&mut buf, &Method::HEAD).unwrap().unwrap();
+        let head = parse_head(&mut buf, &Method::HEAD, &mut HeadScratch::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(head.framing, Framing::Empty, "a HEAD response has no body");
         let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\n\r\n");
-        let head = parse_head(&mut buf, &Method::CONNECT).unwrap().unwrap();
+        let head = parse_head(&mut buf, &Method::CONNECT, &mut HeadScratch::default())
+            .unwrap()
+            .unwrap();
         assert_eq!((head.framing, head.keep_alive), (Framing::Empty, false));
+    }
+
+    #[test]
+    fn a_recycled_map_holds_only_the_next_heads_fields() {
+        let mut scratch = HeadScratch::default();
+        let mut request = HeaderMap::new();
+        request.insert(header::HOST, HeaderValue::from_static("b.example"));
+        request.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        scratch.recycle(request);
+        let mut buf = BytesMut::from("HTTP/1.1 200 OK\r\nx-a: 1\r\ncontent-length: 0\r\n\r\n");
+        let head = parse_head(&mut buf, &Method::GET, &mut scratch)
+            .unwrap()
+            .unwrap();
+        let names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-a", "content-length"]);
+        scratch.recycle(head.headers);
+        let mut buf = BytesMut::from("HTTP/1.1 204 No Content\r\nx-b: 2\r\n\r\n");
+        let head = parse_head(&mut buf, &Method::GET, &mut scratch)
+            .unwrap()
+            .unwrap();
+        let names: Vec<_> = head.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-b"]);
+
+        let mut large = HeaderMap::with_capacity(MAX_RECYCLED_FIELDS * 2);
+        large.insert(header::HOST, HeaderValue::from_static("b.example"));
+        scratch.recycle(large);
+        assert!(scratch.headers.is_none(), "a large map is not kept");
     }
 
     #[test]
@@ -527,7 +593,9 @@ mod tests {
         let mut buf = BytesMut::from(
             "HTTP/1.1 404 Not Found\r\nX-A: 1\r\nx-a: 2\r\ncontent-length: 3\r\n\r\nabcHTTP",
         );
-        let head = parse_head(&mut buf, &Method::GET).unwrap().unwrap();
+        let head = parse_head(&mut buf, &Method::GET, &mut HeadScratch::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(head.status, StatusCode::NOT_FOUND);
         assert_eq!(head.version, Version::HTTP_11);
         let values: Vec<_> = head.headers.get_all("x-a").iter().collect();
