@@ -732,16 +732,27 @@ fn check(path: &Path) -> ExitCode {
             }
             let zones = &loaded.snapshot.zones;
             let records: usize = zones.iter().map(|zone| zone.record_count()).sum();
-            println!(
-                "{}: ok: {} zone{}, {records} records, {} service{}, {} warning{}",
-                path.display(),
-                zones.len(),
-                plural(zones.len()),
-                loaded.snapshot.services.len(),
-                plural(loaded.snapshot.services.len()),
-                loaded.warnings.len(),
-                plural(loaded.warnings.len()),
-            );
+            if loaded.config.dns.zones_dir.is_none() {
+                let balancers = loaded.config.balancers.len();
+                println!(
+                    "{}: ok: no DNS ([dns] left out), {balancers} balancer{}, {} warning{}",
+                    path.display(),
+                    plural(balancers),
+                    loaded.warnings.len(),
+                    plural(loaded.warnings.len()),
+                );
+            } else {
+                println!(
+                    "{}: ok: {} zone{}, {records} records, {} service{}, {} warning{}",
+                    path.display(),
+                    zones.len(),
+                    plural(zones.len()),
+                    loaded.snapshot.services.len(),
+                    plural(loaded.snapshot.services.len()),
+                    loaded.warnings.len(),
+                    plural(loaded.warnings.len()),
+                );
+            }
             for region in &loaded.config.regions {
                 let monitors = region.monitors.len();
                 let mut line = format!(
@@ -857,7 +868,11 @@ pub(crate) async fn run(loaded: Loaded) -> std::io::Result<()> {
     };
     // The error names the address and protocol that could not be bound.
     let server = Arc::new(RunningServer::start(loaded)?);
-    tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), zones, "serving");
+    if server.udp_addrs().is_empty() {
+        tracing::info!("serving the L7 pools only: no [dns] section");
+    } else {
+        tracing::info!(udp = ?server.udp_addrs(), tcp = ?server.tcp_addrs(), zones, "serving");
+    }
     crate::notify::ready();
     let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = admin_listener.map(|listener| {

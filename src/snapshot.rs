@@ -195,7 +195,10 @@ impl Snapshot {
 
     /// Builds the snapshot a validated config describes.
     pub fn build(config: &Config) -> Result<(Snapshot, Vec<Warning>, CompileReport), LoadError> {
-        let (zones, warnings) = load_zones(&config.dns.zones_dir).map_err(LoadError::Zones)?;
+        let (zones, warnings) = match &config.dns.zones_dir {
+            Some(dir) => load_zones(dir).map_err(LoadError::Zones)?,
+            None => (ZoneSet::default(), Vec::new()),
+        };
         let (geo, report) = compile(config)?;
         let mut services = FxHashMap::default();
         for (index, service) in config.services.iter().enumerate() {

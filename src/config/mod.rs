@@ -29,6 +29,7 @@ pub use service::{
     AllDown, Failback, MAX_ANSWER_REGIONS, Policy, ServiceAnswer, ServiceConfig, Spill,
 };
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -81,11 +82,12 @@ pub struct HealthSettings {
 /// The `[dns]` section: where and how the authoritative server listens.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsConfig {
-    /// Addresses served over both UDP and TCP.
+    /// Addresses served over both UDP and TCP; none without a `[dns]` section.
     pub listen: Vec<SocketAddr>,
     /// Directory of zone files, absolute or relative to the working directory of the process
-    /// (already resolved against the config file's directory).
-    pub zones_dir: PathBuf,
+    /// (already resolved against the config file's directory); `None` without a `[dns]`
+    /// section: no zones, no DNS.
+    pub zones_dir: Option<PathBuf>,
     /// Our EDNS UDP payload cap, in bytes.
     pub max_udp_payload: u16,
     /// UDP worker threads per listen address; each owns one `SO_REUSEPORT` socket.
@@ -160,7 +162,10 @@ impl Config {
             })?)
             .map_err(|err| source.syntax(err.span().map_or(0, |span| span.start), err.message()))?;
         let base = path.parent().unwrap_or_else(|| Path::new(""));
-        let dns = dns_config(&source, base, raw.dns)?;
+        let dns = match raw.dns {
+            Some(dns) => dns_config(&source, base, dns)?,
+            None => without_dns(&source, &raw.services, &raw.balancers)?,
+        };
         let (geo, regions, maps, services) =
             geo::geo_sections(&source, base, raw.geo, raw.regions, raw.maps, raw.services)?;
         let health = HealthSettings {
@@ -226,6 +231,38 @@ impl Source<'_> {
             message: message.to_string(),
         }
     }
+}
+
+/// The DNS settings of a file with no `[dns]` section: no listeners and no zones, which only
+/// makes sense for a process that runs L7 pools and serves no GSLB name.
+fn without_dns<S, B>(
+    source: &Source<'_>,
+    services: &BTreeMap<String, Spanned<S>>,
+    balancers: &BTreeMap<String, B>,
+) -> Result<DnsConfig, ConfigError> {
+    if let Some((name, service)) = services.iter().next() {
+        return Err(source.invalid(
+            service,
+            format_args!(
+                "services.\"{name}\" needs a [dns] section (listen, zones_dir) to be served"
+            ),
+        ));
+    }
+    if balancers.is_empty() {
+        return Err(source.syntax(
+            0,
+            "nothing to serve: add a [dns] section (listen, zones_dir) for DNS, \
+             [balancers.NAME] sections for L7 pools, or both",
+        ));
+    }
+    Ok(DnsConfig {
+        listen: Vec::new(),
+        zones_dir: None,
+        max_udp_payload: DEFAULT_UDP_PAYLOAD,
+        udp_workers: 1,
+        tcp_idle_timeout: DEFAULT_TCP_IDLE_TIMEOUT,
+        tcp_max_connections: DEFAULT_TCP_MAX_CONNECTIONS,
+    })
 }
 
 /// Checks the `[dns]` section.
@@ -319,7 +356,7 @@ fn dns_config(
 
     Ok(DnsConfig {
         listen,
-        zones_dir: base.join(raw.zones_dir.as_ref()),
+        zones_dir: Some(base.join(raw.zones_dir.as_ref())),
         max_udp_payload,
         udp_workers,
         tcp_idle_timeout,
@@ -352,11 +389,41 @@ mod tests {
         let config =
             parse("[dns]\nlisten = [\"127.0.0.1:5353\"]\nzones_dir = \"zones\"\n").unwrap();
         assert_eq!(config.dns.listen, vec!["127.0.0.1:5353".parse().unwrap()]);
-        assert_eq!(config.dns.zones_dir, Path::new("dir/zones"));
+        assert_eq!(
+            config.dns.zones_dir.as_deref(),
+            Some(Path::new("dir/zones"))
+        );
         assert_eq!(config.dns.max_udp_payload, 1232);
         assert_eq!(config.dns.tcp_idle_timeout, Duration::from_secs(10));
         assert_eq!(config.dns.tcp_max_connections, 1024);
         assert!(config.dns.udp_workers >= 1);
+    }
+
+    #[test]
+    fn dns_may_be_left_out_by_a_file_that_only_runs_balancers() {
+        let config = parse(
+            "[balancers.web]\nlisten = \"127.0.0.1:8081\"\n\
+             backends = [{ addr = \"127.0.0.1:9001\" }]\n",
+        )
+        .unwrap();
+        assert!(config.dns.listen.is_empty());
+        assert_eq!(config.dns.zones_dir, None);
+        assert_eq!(config.balancers.len(), 1);
+
+        check_err(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n",
+            "dir/meridian.toml:1: nothing to serve: add a [dns] section (listen, zones_dir) for \
+             DNS, [balancers.NAME] sections for L7 pools, or both",
+        );
+        check_err(
+            "[balancers.web]\nlisten = \"127.0.0.1:8081\"\n\
+             backends = [{ addr = \"127.0.0.1:9001\" }]\n\
+             [regions.eu]\n\
+             [services.\"www.example.com\"]\npolicy = \"failover\"\ntiers = [[\"eu\"]]\n\
+             answers.eu = [\"192.0.2.1\"]\n",
+            "dir/meridian.toml:5: services.\"www.example.com\" needs a [dns] section \
+             (listen, zones_dir) to be served",
+        );
     }
 
     #[test]
@@ -368,7 +435,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.dns.listen.len(), 2);
-        assert_eq!(config.dns.zones_dir, Path::new("/srv/zones"));
+        assert_eq!(
+            config.dns.zones_dir.as_deref(),
+            Some(Path::new("/srv/zones"))
+        );
         assert_eq!(config.dns.max_udp_payload, 1400);
         assert_eq!(config.dns.udp_workers, 3);
         assert_eq!(config.dns.tcp_idle_timeout, Duration::from_millis(2500));
@@ -393,7 +463,7 @@ mod tests {
     #[test]
     fn missing_section_and_keys() {
         let err = parse("").unwrap_err();
-        assert!(err.to_string().contains("missing field `dns`"), "{err}");
+        assert!(err.to_string().contains("nothing to serve"), "{err}");
         let err = parse("[dns]\nlisten = [\"127.0.0.1:53\"]\n").unwrap_err();
         assert!(
             err.to_string().contains("missing field `zones_dir`"),

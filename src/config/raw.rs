@@ -12,8 +12,8 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
-    /// `[dns]`.
-    pub dns: RawDns,
+    /// `[dns]`; may be left out when the file has `[balancers.*]` and no services.
+    pub dns: Option<RawDns>,
     /// `[geo]`.
     pub geo: Option<RawGeo>,
     /// `[regions.NAME]`.

@@ -177,6 +177,11 @@ impl Served {
     /// Starts `serve` on `config` (which listens on port 0) and reads the
     /// bound address from the "serving" log line.
     fn start(config: &Path) -> Served {
+        Served::start_reading(config, " udp=[")
+    }
+
+    /// Starts `serve` on `config` and reads the first address logged after `key`.
+    fn start_reading(config: &Path, key: &str) -> Served {
         use std::io::BufRead;
         let child = meridian()
             .arg("serve")
@@ -208,9 +213,9 @@ impl Served {
             let line = served
                 .lines
                 .recv_timeout(left)
-                .expect("a \"serving\" log line");
-            if let Some(rest) = line.split(" udp=[").nth(1) {
-                served.addr = rest.split([']', ',']).next().unwrap().parse().unwrap();
+                .expect("a log line with the address");
+            if let Some(rest) = line.split(key).nth(1) {
+                served.addr = rest.split([']', ',', ' ']).next().unwrap().parse().unwrap();
                 return served;
             }
         }
@@ -382,4 +387,72 @@ fn geo_lookup_shows_each_map_and_scope() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "clap rejects a bad address");
+}
+
+#[tokio::test]
+async fn serve_without_dns_runs_only_the_balancers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A backend answering every request on its connection with "ok".
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = backend.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("meridian.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[balancers.web]\nlisten = \"127.0.0.1:0\"\nbackends = [{{ addr = \"{backend_addr}\" }}]\n"
+        ),
+    )
+    .unwrap();
+    let output = meridian()
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok: no DNS ([dns] left out), 1 balancer, 0 warnings"),
+        "{stdout}"
+    );
+
+    let served = Served::start_reading(&config, " listen=");
+    let mut stream = tokio::net::TcpStream::connect(served.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: pool.test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nok"), "{response}");
+
+    served.signal("TERM");
+    let (code, log) = tokio::task::spawn_blocking(move || served.wait())
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("serving the L7 pools only"), "{log}");
 }
