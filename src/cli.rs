@@ -134,10 +134,47 @@ enum Command {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// L7 balancer backends: list them, drain one for maintenance, undrain it.
+    Backend {
+        /// What to do.
+        #[command(subcommand)]
+        command: BackendCommand,
+    },
     /// Let a manual-failback service return to its primaries.
     Failback {
         /// The service name.
         service: String,
+        /// Where the server is.
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// `meridian backend ...`.
+#[derive(Debug, Subcommand)]
+enum BackendCommand {
+    /// Show every L7 balancer's backends: state, weight, requests in flight.
+    List {
+        /// Where the server is.
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop new requests to a backend; those in flight get the balancer's drain_timeout.
+    Drain {
+        /// The balancer (its [balancers.NAME]).
+        balancer: String,
+        /// The backend's address, IP:PORT.
+        addr: String,
+        /// Where the server is.
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Let a drained backend take new requests again (under slow start).
+    Undrain {
+        /// The balancer (its [balancers.NAME]).
+        balancer: String,
+        /// The backend's address, IP:PORT.
+        addr: String,
         /// Where the server is.
         #[command(flatten)]
         api: ApiArgs,
@@ -342,6 +379,33 @@ pub fn main() -> ExitCode {
         ),
         Command::Reload { api } => remote(&api, Remote::Reload),
         Command::Failback { service, api } => remote(&api, Remote::Failback { service }),
+        Command::Backend { command } => match command {
+            BackendCommand::List { api } => remote(&api, Remote::Balancers),
+            BackendCommand::Drain {
+                balancer,
+                addr,
+                api,
+            } => remote(
+                &api,
+                Remote::BackendDrain {
+                    balancer,
+                    addr,
+                    drain: true,
+                },
+            ),
+            BackendCommand::Undrain {
+                balancer,
+                addr,
+                api,
+            } => remote(
+                &api,
+                Remote::BackendDrain {
+                    balancer,
+                    addr,
+                    drain: false,
+                },
+            ),
+        },
     }
 }
 
@@ -372,6 +436,17 @@ fn override_command(change: OverrideArgs, action: &str, drain_period: Option<Str
 enum Remote {
     /// `GET /v1/status`.
     Status,
+    /// `GET /v1/balancers`.
+    Balancers,
+    /// `POST /v1/balancers/{balancer}/backends/{addr}/drain` (or `undrain`).
+    BackendDrain {
+        /// The balancer.
+        balancer: String,
+        /// The backend.
+        addr: String,
+        /// Drain (or undrain).
+        drain: bool,
+    },
     /// `PUT /v1/regions/{region}/override`.
     Override {
         /// The region.
@@ -586,6 +661,26 @@ async fn perform(client: &Client, command: Remote) -> Result<(Value, Render), Cl
             client.call(Method::POST, "/v1/reload", &[], None).await?,
             |value, _| client::render_reload(value),
         )),
+        Remote::Balancers => Ok((
+            client.call(Method::GET, "/v1/balancers", &[], None).await?,
+            |value, _| client::render_balancers(value),
+        )),
+        Remote::BackendDrain {
+            balancer,
+            addr,
+            drain,
+        } => {
+            let path = format!(
+                "/v1/balancers/{}/backends/{}/{}",
+                segment(&balancer),
+                segment(&addr),
+                if drain { "drain" } else { "undrain" }
+            );
+            Ok((
+                client.call(Method::POST, &path, &[], None).await?,
+                |value, _| client::render_backend_change(value),
+            ))
+        }
         Remote::Failback { service } => {
             let path = format!("/v1/services/{}/failback", segment(&service));
             Ok((

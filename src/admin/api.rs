@@ -52,6 +52,8 @@ use super::drill::{Drill, DrillMode, DrillState};
 use super::explain::{Question, RegionFacts, explain};
 use super::overrides::Action;
 use super::site;
+use crate::balancer::listener::RunningBalancer;
+use crate::balancer::pool::Backend;
 use crate::config::{Policy, parse_duration};
 use crate::health::monitor::{
     FailbackError, Monitor, OverrideRequest, RegionControl, RegionReport, TargetReport,
@@ -69,6 +71,10 @@ pub trait Control: Send + Sync + 'static {
     fn monitor(&self) -> &Monitor;
     /// Re-reads the config and every zone (blocking: call it off the async threads).
     fn reload(&self) -> Result<ReloadSummary, LoadError>;
+    /// The running L7 balancers.
+    fn balancers(&self) -> &[RunningBalancer] {
+        &[]
+    }
 }
 
 impl Control for RunningServer {
@@ -82,6 +88,10 @@ impl Control for RunningServer {
 
     fn reload(&self) -> Result<ReloadSummary, LoadError> {
         RunningServer::reload(self)
+    }
+
+    fn balancers(&self) -> &[RunningBalancer] {
+        RunningServer::balancers(self)
     }
 }
 
@@ -169,6 +179,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/services/{name}/failback", post(failback))
         .route("/v1/answers", get(answers))
+        .route("/v1/balancers", get(balancers))
+        .route(
+            "/v1/balancers/{balancer}/backends/{backend}/drain",
+            post(drain_backend),
+        )
+        .route(
+            "/v1/balancers/{balancer}/backends/{backend}/undrain",
+            post(undrain_backend),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authorize));
@@ -1568,6 +1587,222 @@ async fn failback(
         &FailedBack {
             service: name,
             was_held,
+        },
+    ))
+}
+
+/// One backend as `GET /v1/balancers` shows it.
+#[derive(Serialize)]
+struct BackendView {
+    /// Its address.
+    addr: String,
+    /// Its configured weight in this set.
+    weight: u32,
+    /// `up`, `down` (active checks), `ejected` (outlier detection) or `draining` (operator).
+    state: &'static str,
+    /// Whether the operator lets it take new requests (not drained).
+    enabled: bool,
+    /// Whether the active checks see it up.
+    healthy: bool,
+    /// Whether outlier detection has it ejected now.
+    ejected: bool,
+    /// Requests in flight to it.
+    in_flight: u32,
+    /// Requests sent to it since it was configured.
+    requests: u64,
+    /// Requests that failed at it.
+    failures: u64,
+}
+
+/// `GET /v1/balancers`: every L7 balancer, its health and its backends by set.
+async fn balancers(State(state): State<ApiState>) -> Response {
+    /// One backend set.
+    #[derive(Serialize)]
+    struct SetView {
+        /// The set's name (`default`: the balancer's own `backends`).
+        name: String,
+        /// Its backends.
+        backends: Vec<BackendView>,
+    }
+    /// One balancer.
+    #[derive(Serialize)]
+    struct BalancerView {
+        /// Its name.
+        name: String,
+        /// The address it serves.
+        listen: String,
+        /// Whether its pool has `min_healthy` backends eligible.
+        ok: bool,
+        /// Default-set backends eligible, and in all.
+        healthy: usize,
+        /// Default-set backends.
+        total: usize,
+        /// Requests in flight through it.
+        in_flight: u64,
+        /// Requests since start.
+        requests: u64,
+        /// Smoothed response-header latency.
+        latency_ms: f64,
+        /// Its backend sets.
+        sets: Vec<SetView>,
+    }
+    /// The body.
+    #[derive(Serialize)]
+    struct Balancers {
+        /// Every balancer.
+        balancers: Vec<BalancerView>,
+    }
+    let views = state
+        .control
+        .balancers()
+        .iter()
+        .map(|balancer| {
+            let health = balancer.health();
+            let topology = balancer.pool().topology();
+            let sets = topology
+                .sets
+                .iter()
+                .map(|set| SetView {
+                    name: set.name().to_string(),
+                    backends: set
+                        .members()
+                        .iter()
+                        .zip(set.weights())
+                        .map(|(backend, weight)| backend_view(backend, weight.get()))
+                        .collect(),
+                })
+                .collect();
+            BalancerView {
+                name: balancer.name().to_string(),
+                listen: balancer.local_addr().to_string(),
+                ok: health.ok,
+                healthy: health.healthy,
+                total: health.total,
+                in_flight: health.in_flight,
+                requests: health.requests,
+                latency_ms: health.latency_ms,
+                sets,
+            }
+        })
+        .collect();
+    json(StatusCode::OK, &Balancers { balancers: views })
+}
+
+/// How `GET /v1/balancers` shows `backend`, of `weight` in its set.
+fn backend_view(backend: &Backend, weight: u32) -> BackendView {
+    let enabled = backend.is_enabled();
+    let healthy = backend.is_healthy();
+    let ejected = backend.is_ejected_now();
+    let (requests, failures) = backend.counts();
+    BackendView {
+        addr: backend.addr().to_string(),
+        weight,
+        state: if !enabled {
+            "draining"
+        } else if ejected {
+            "ejected"
+        } else if !healthy {
+            "down"
+        } else {
+            "up"
+        },
+        enabled,
+        healthy,
+        ejected,
+        in_flight: backend.outstanding(),
+        requests,
+        failures,
+    }
+}
+
+/// `POST /v1/balancers/{balancer}/backends/{backend}/drain`: no new requests to the backend;
+/// those in flight get the balancer's `drain_timeout`.
+async fn drain_backend(
+    State(state): State<ApiState>,
+    Actor(who): Actor,
+    Param((balancer, backend)): Param<(String, String)>,
+) -> Result<Response, ApiError> {
+    set_backend_drain(&state, &who, &balancer, &backend, true)
+}
+
+/// `POST /v1/balancers/{balancer}/backends/{backend}/undrain`: the backend takes new requests
+/// again, under slow start.
+async fn undrain_backend(
+    State(state): State<ApiState>,
+    Actor(who): Actor,
+    Param((balancer, backend)): Param<(String, String)>,
+) -> Result<Response, ApiError> {
+    set_backend_drain(&state, &who, &balancer, &backend, false)
+}
+
+/// Drains (`drain`) or undrains the backend at `addr` of the balancer `name`, for `who`.
+fn set_backend_drain(
+    state: &ApiState,
+    who: &str,
+    name: &str,
+    addr: &str,
+    drain: bool,
+) -> Result<Response, ApiError> {
+    /// The body.
+    #[derive(Serialize)]
+    struct Changed {
+        /// The balancer.
+        balancer: String,
+        /// The backend, as it is now.
+        backend: BackendView,
+        /// Whether this request changed it (`false`: it already was so).
+        changed: bool,
+    }
+    let balancers = state.control.balancers();
+    let Some(balancer) = balancers.iter().find(|balancer| balancer.name() == name) else {
+        return Err(AdminError::UnknownBalancer {
+            name: name.to_string(),
+            known: balancers
+                .iter()
+                .map(|balancer| balancer.name().to_string())
+                .collect(),
+        }
+        .into());
+    };
+    let parsed: std::net::SocketAddr = addr.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "{addr:?} is not a backend address: write IP:PORT, e.g. 10.1.0.11:8080 or [2001:db8::11]:8080"
+        ))
+    })?;
+    let unknown = || AdminError::UnknownBackend {
+        balancer: name.to_string(),
+        backend: parsed.to_string(),
+    };
+    let backend = balancer.pool().backend(parsed).ok_or_else(unknown)?;
+    let changed = backend.is_enabled() == drain;
+    let known = if drain {
+        balancer.drain(parsed)
+    } else {
+        balancer.undrain(parsed)
+    };
+    if !known {
+        return Err(unknown().into());
+    }
+    let action = if drain { "drained" } else { "undrained" };
+    tracing::info!(target: "meridian::audit", %who, balancer = %name, backend = %parsed, changed, "backend {action}");
+    let weight = balancer
+        .pool()
+        .topology()
+        .sets
+        .iter()
+        .find_map(|set| {
+            set.members()
+                .iter()
+                .position(|member| member.addr() == parsed)
+                .map(|at| set.weights()[at].get())
+        })
+        .unwrap_or(1);
+    Ok(json(
+        StatusCode::OK,
+        &Changed {
+            balancer: name.to_string(),
+            backend: backend_view(&backend, weight),
+            changed,
         },
     ))
 }

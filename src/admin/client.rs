@@ -860,6 +860,68 @@ pub fn render_reload(summary: &Value) -> String {
     out
 }
 
+/// `meridian backend list`: each balancer, then one line per backend of each set.
+pub fn render_balancers(list: &Value) -> String {
+    let balancers = list["balancers"].as_array().map_or(&[][..], Vec::as_slice);
+    if balancers.is_empty() {
+        return "no balancers configured\n".to_string();
+    }
+    let mut out = String::new();
+    for balancer in balancers {
+        let _ = writeln!(
+            out,
+            "balancer {} on {}: {}, {}/{} backends eligible, {} in flight, {} requests, {:.1} ms",
+            text(&balancer["name"]),
+            text(&balancer["listen"]),
+            if balancer["ok"].as_bool().unwrap_or(false) {
+                "ok"
+            } else {
+                "BELOW min_healthy"
+            },
+            balancer["healthy"],
+            balancer["total"],
+            balancer["in_flight"],
+            balancer["requests"],
+            balancer["latency_ms"].as_f64().unwrap_or(0.0),
+        );
+        for set in balancer["sets"].as_array().into_iter().flatten() {
+            for backend in set["backends"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {:<24} {:<9} weight {:<6} {} in flight, {} requests, {} failed",
+                    text(&set["name"]),
+                    text(&backend["addr"]),
+                    text(&backend["state"]),
+                    backend["weight"],
+                    backend["in_flight"],
+                    backend["requests"],
+                    backend["failures"],
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `meridian backend drain` and `undrain`.
+pub fn render_backend_change(result: &Value) -> String {
+    let backend = &result["backend"];
+    let state = text(&backend["state"]);
+    let draining = state == "draining";
+    let what = match (result["changed"].as_bool().unwrap_or(false), draining) {
+        (true, true) => "drained: no new requests; those in flight finish within drain_timeout",
+        (true, false) => "undrained: takes new requests again (under slow start if set)",
+        (false, true) => "was already draining; nothing to do",
+        (false, false) => "was not draining; nothing to do",
+    };
+    format!(
+        "{} {}: {what} (now {state}, {} in flight)\n",
+        text(&result["balancer"]),
+        text(&backend["addr"]),
+        backend["in_flight"],
+    )
+}
+
 /// `meridian failback`.
 pub fn render_failback(result: &Value) -> String {
     if result["was_held"].as_bool().unwrap_or(false) {
@@ -962,6 +1024,40 @@ mod tests {
         assert!(text.contains("0.400s"), "{text}");
         assert!(text.contains("50.0%"), "{text}");
         assert!(text.contains("100.0%"), "{text}");
+    }
+
+    #[test]
+    fn backends_print_one_line_each_under_their_balancer() {
+        let list = json!({"balancers": [{
+            "name": "web", "listen": "127.0.0.1:8081", "ok": false, "healthy": 1, "total": 2,
+            "in_flight": 3, "requests": 40, "latency_ms": 1.25,
+            "sets": [{"name": "default", "backends": [
+                {"addr": "10.1.0.11:8080", "weight": 2, "state": "up", "in_flight": 3,
+                 "requests": 30, "failures": 0},
+                {"addr": "10.1.0.12:8080", "weight": 1, "state": "draining", "in_flight": 0,
+                 "requests": 10, "failures": 1},
+            ]}],
+        }]});
+        let text = render_balancers(&list);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].starts_with("balancer web on 127.0.0.1:8081: BELOW min_healthy, 1/2"),
+            "{text}"
+        );
+        assert!(lines[2].contains("10.1.0.12:8080") && lines[2].contains("draining"));
+        assert!(lines[2].ends_with("10 requests, 1 failed"), "{text}");
+        assert_eq!(
+            render_balancers(&json!({"balancers": []})),
+            "no balancers configured\n"
+        );
+
+        let change = json!({"balancer": "web", "changed": false,
+            "backend": {"addr": "10.1.0.12:8080", "state": "draining", "in_flight": 0}});
+        assert_eq!(
+            render_backend_change(&change),
+            "web 10.1.0.12:8080: was already draining; nothing to do (now draining, 0 in flight)\n"
+        );
     }
 
     #[test]

@@ -115,6 +115,22 @@ pub enum AdminError {
     /// The service does not use manual failback.
     #[error("service {0:?} does not use failback = \"manual\"")]
     NotManual(String),
+    /// No balancer has that name.
+    #[error("unknown balancer {name:?} (known balancers: {})", known.join(", "))]
+    UnknownBalancer {
+        /// The name asked for.
+        name: String,
+        /// The balancers that exist.
+        known: Vec<String>,
+    },
+    /// The balancer has no backend at that address.
+    #[error("balancer {balancer} has no backend {backend}")]
+    UnknownBackend {
+        /// The balancer.
+        balancer: String,
+        /// The address asked for.
+        backend: String,
+    },
 }
 
 impl AdminError {
@@ -131,6 +147,8 @@ impl AdminError {
             AdminError::OverrideInForce { .. } => "override_in_force",
             AdminError::BadRequest(_) => "bad_request",
             AdminError::NotManual(_) => "not_manual",
+            AdminError::UnknownBalancer { .. } => "unknown_balancer",
+            AdminError::UnknownBackend { .. } => "unknown_backend",
         }
     }
 
@@ -139,7 +157,9 @@ impl AdminError {
         match self {
             AdminError::UnknownRegion { .. }
             | AdminError::UnknownDrill(_)
-            | AdminError::UnknownService(_) => 404,
+            | AdminError::UnknownService(_)
+            | AdminError::UnknownBalancer { .. }
+            | AdminError::UnknownBackend { .. } => 404,
             AdminError::Conflict { .. }
             | AdminError::DrillRunning { .. }
             | AdminError::Capacity { .. }

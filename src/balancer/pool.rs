@@ -365,6 +365,11 @@ impl BackendSet {
     pub fn members(&self) -> &[Arc<Backend>] {
         &self.members
     }
+
+    /// Their configured weights, indexed like [`BackendSet::members`].
+    pub fn weights(&self) -> &[NonZeroU32] {
+        &self.weights
+    }
 }
 
 /// What a request offers the selector besides load and health.

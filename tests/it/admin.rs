@@ -13,6 +13,7 @@ use http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use meridian::admin::api::{self, ApiState, Control};
 use meridian::admin::client::{Client, ClientError, Target};
+use meridian::balancer::listener::RunningBalancer;
 use meridian::health::monitor::Monitor;
 use meridian::server::ReloadSummary;
 use meridian::snapshot::{LoadError, Snapshot};
@@ -35,6 +36,10 @@ impl Control for TestServer {
 
     fn reload(&self) -> Result<ReloadSummary, LoadError> {
         self.server.reload()
+    }
+
+    fn balancers(&self) -> &[RunningBalancer] {
+        self.server.balancers()
     }
 }
 

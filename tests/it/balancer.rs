@@ -853,6 +853,131 @@ async fn draining_a_backend_under_load_fails_nothing() {
     server.server.shutdown().await;
 }
 
+/// Sends `method path` to the admin API over `server`: the status and the JSON body.
+async fn admin_call(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+) -> (StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(http::header::HOST, "127.0.0.1")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("answer");
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    (status, value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_are_listed_drained_and_undrained_through_the_admin_api() {
+    use meridian::admin::api::{self, ApiState, Control};
+    let a = backend("a", Behaviour::Name).await;
+    let b = backend("b", Behaviour::Name).await;
+    let server = Arc::new(server(&web(&[(a.addr, 3), (b.addr, 1)], "")).await);
+    let addr = pool_addr(&server);
+    let router = api::router(ApiState {
+        control: Arc::clone(&server) as Arc<dyn Control>,
+        token: None,
+    });
+    let client = client();
+
+    let (status, list) = admin_call(&router, "GET", "/v1/balancers").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let web = &list["balancers"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["listen"], addr.to_string());
+    assert_eq!(
+        (web["healthy"].as_u64(), web["total"].as_u64()),
+        (Some(2), Some(2))
+    );
+    let backends = &web["sets"][0]["backends"];
+    assert_eq!(web["sets"][0]["name"], "default");
+    assert_eq!(backends[0]["addr"], a.addr.to_string());
+    assert_eq!(backends[0]["weight"], 3);
+    assert_eq!(backends[1]["state"], "up");
+
+    let drain = format!("/v1/balancers/web/backends/{}/drain", b.addr);
+    let (status, changed) = admin_call(&router, "POST", &drain).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["changed"], true);
+    assert_eq!(changed["backend"]["state"], "draining");
+    assert_eq!(
+        answered_by(&client, addr, "a", 20).await,
+        20,
+        "b takes nothing new"
+    );
+    let (_, again) = admin_call(&router, "POST", &drain).await;
+    assert_eq!(again["changed"], false, "draining twice changes nothing");
+    let (_, list) = admin_call(&router, "GET", "/v1/balancers").await;
+    assert_eq!(list["balancers"][0]["healthy"], 1);
+    assert_eq!(
+        list["balancers"][0]["sets"][0]["backends"][1]["state"],
+        "draining"
+    );
+
+    let undrain = format!("/v1/balancers/web/backends/{}/undrain", b.addr);
+    let (status, changed) = admin_call(&router, "POST", &undrain).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["changed"], true);
+    assert_eq!(changed["backend"]["state"], "up");
+    assert!(
+        answered_by(&client, addr, "b", 40).await > 0,
+        "b takes requests again"
+    );
+
+    for (method, path, want, code) in [
+        (
+            "POST",
+            "/v1/balancers/nope/backends/127.0.0.1:1/drain".to_string(),
+            StatusCode::NOT_FOUND,
+            "unknown_balancer",
+        ),
+        (
+            "POST",
+            "/v1/balancers/web/backends/127.0.0.1:1/drain".to_string(),
+            StatusCode::NOT_FOUND,
+            "unknown_backend",
+        ),
+        (
+            "POST",
+            "/v1/balancers/web/backends/not-an-address/undrain".to_string(),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "GET",
+            drain.clone(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ] {
+        let (status, error) = admin_call(&router, method, &path).await;
+        assert_eq!(
+            (status, error["code"].as_str()),
+            (want, Some(code)),
+            "{method} {path}: {error}"
+        );
+    }
+    let pool = Arc::clone(server.server.balancer("web").expect("web").pool());
+    assert!(
+        pool.backend(b.addr).expect("b").is_enabled(),
+        "errors changed nothing"
+    );
+    drop(router);
+    let server = Arc::into_inner(server).expect("the API's reference is gone");
+    server.server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reloading_backends_under_load_fails_nothing() {
     let a = backend("a", Behaviour::SlowHeaders(Duration::from_millis(5))).await;
