@@ -206,6 +206,7 @@ impl RunningServer {
                 }
             }
         }
+        restore_backend_drains(&monitor, &balancers);
         Ok(RunningServer {
             snapshot,
             admin: AdminAtStart::read(&config.admin),
@@ -305,6 +306,7 @@ impl RunningServer {
                 );
             }
         }
+        restore_backend_drains(&self.monitor, &self.balancers);
         Ok(summary)
     }
 
@@ -331,6 +333,31 @@ impl RunningServer {
         let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
         for balancer in balancers {
             let _ = balancer.await;
+        }
+    }
+}
+
+/// Drains the backends the operator drained by hand (kept in the admin state file): after a
+/// restart, and after a reload that dropped one and added it back. The drain of a backend that
+/// is no longer configured is forgotten.
+fn restore_backend_drains(monitor: &Monitor, balancers: &[RunningBalancer]) {
+    for (name, addrs) in monitor.backend_drains() {
+        let balancer = balancers.iter().find(|balancer| balancer.name() == name);
+        for addr in addrs {
+            let backend =
+                balancer.and_then(|balancer| Some((balancer, balancer.pool().backend(addr)?)));
+            match backend {
+                Some((balancer, backend)) => {
+                    if backend.is_enabled() {
+                        balancer.drain(addr);
+                        tracing::info!(balancer = %name, backend = %addr, "backend kept drained, as the operator left it");
+                    }
+                }
+                None => {
+                    monitor.record_backend_drain(&name, addr, false);
+                    tracing::info!(balancer = %name, backend = %addr, "forgetting the drain of a backend that is no longer configured");
+                }
+            }
         }
     }
 }

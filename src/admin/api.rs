@@ -1783,6 +1783,10 @@ fn set_backend_drain(
     if !known {
         return Err(unknown().into());
     }
+    state
+        .control
+        .monitor()
+        .record_backend_drain(name, parsed, drain);
     let action = if drain { "drained" } else { "undrained" };
     tracing::info!(target: "meridian::audit", %who, balancer = %name, backend = %parsed, changed, "backend {action}");
     let weight = balancer

@@ -17,7 +17,8 @@ pub mod explain;
 pub mod overrides;
 pub mod site;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +38,10 @@ pub struct Book {
     pub drills: Vec<Drill>,
     /// The id the next drill gets.
     pub next_drill: u64,
+    /// Backends of the L7 balancers drained by hand, per balancer: they stay drained across
+    /// restarts and reloads until undrained.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backend_drains: BTreeMap<String, BTreeSet<SocketAddr>>,
 }
 
 /// Current state file format.

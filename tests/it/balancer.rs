@@ -978,6 +978,70 @@ async fn backends_are_listed_drained_and_undrained_through_the_admin_api() {
     server.server.shutdown().await;
 }
 
+/// Waits up to five seconds for the file at `path` to satisfy `done`.
+async fn until_file(path: &std::path::Path, done: impl Fn(&str) -> bool) {
+    let ok = until(Duration::from_secs(5), || {
+        std::fs::read_to_string(path).is_ok_and(|text| done(&text))
+    })
+    .await;
+    assert!(
+        ok,
+        "{}: {:?}",
+        path.display(),
+        std::fs::read_to_string(path)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_drains_outlast_restarts_and_end_with_their_backend() {
+    use meridian::admin::api::{self, ApiState, Control};
+    let a = backend("a", Behaviour::Name).await;
+    let b = backend("b", Behaviour::Name).await;
+    let state_dir = tempfile::tempdir().expect("state dir");
+    let state = state_dir.path().join("admin.json");
+    let admin = format!("[admin]\nstate_file = \"{}\"\n", state.display());
+    let sections = format!("{admin}{}", web(&[(a.addr, 1), (b.addr, 1)], ""));
+    let first = Arc::new(server(&sections).await);
+    let router = api::router(ApiState {
+        control: Arc::clone(&first) as Arc<dyn Control>,
+        token: None,
+    });
+    let drain = format!("/v1/balancers/web/backends/{}/drain", b.addr);
+    let (status, _) = admin_call(&router, "POST", &drain).await;
+    assert_eq!(status, StatusCode::OK);
+    let b_text = b.addr.to_string();
+    until_file(&state, |text| text.contains(&b_text)).await;
+    drop(router);
+    Arc::into_inner(first)
+        .expect("one reference")
+        .server
+        .shutdown()
+        .await;
+
+    // A new process on the same files: b is still out, from the first request on.
+    let second = server(&sections).await;
+    let addr = pool_addr(&second);
+    let pool = Arc::clone(second.server.balancer("web").expect("web").pool());
+    assert!(
+        !pool.backend(b.addr).expect("b").is_enabled(),
+        "b kept drained"
+    );
+    assert!(pool.backend(a.addr).expect("a").is_enabled());
+    assert_eq!(answered_by(&client(), addr, "a", 10).await, 10);
+
+    // A reload that drops b forgets its drain; adding b back brings it back in service.
+    rewrite(&second, &format!("{admin}{}", web(&[(a.addr, 1)], "")));
+    second.server.reload().expect("reload without b");
+    until_file(&state, |text| !text.contains(&b_text)).await;
+    rewrite(&second, &sections);
+    second.server.reload().expect("reload with b");
+    assert!(
+        pool.backend(b.addr).expect("b").is_enabled(),
+        "b is new again"
+    );
+    second.server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reloading_backends_under_load_fails_nothing() {
     let a = backend("a", Behaviour::SlowHeaders(Duration::from_millis(5))).await;

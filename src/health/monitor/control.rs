@@ -1,7 +1,8 @@
 //! Operator control inside the monitor: overrides and drills, and the tick that expires
 //! overrides, ramps drains, ends drills and measures their timelines from the answer counters.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::sync::Weak;
 use std::time::{Duration, SystemTime};
 
@@ -118,6 +119,34 @@ impl Monitor {
                 }
             })
             .collect()
+    }
+
+    /// Records that the backend `addr` of the balancer `balancer` is drained by hand
+    /// (`drained`) or not any more, so that the drain outlasts restarts; whether that changed
+    /// the book (which is then saved, with a new revision).
+    pub fn record_backend_drain(&self, balancer: &str, addr: SocketAddr, drained: bool) -> bool {
+        let mut inner = self.shared.lock();
+        let drains = &mut inner.book.backend_drains;
+        let changed = if drained {
+            drains.entry(balancer.to_string()).or_default().insert(addr)
+        } else {
+            let removed = drains
+                .get_mut(balancer)
+                .is_some_and(|addrs| addrs.remove(&addr));
+            if drains.get(balancer).is_some_and(BTreeSet::is_empty) {
+                drains.remove(balancer);
+            }
+            removed
+        };
+        if changed {
+            self.shared.changed(&mut inner);
+        }
+        changed
+    }
+
+    /// The backends drained by hand, per balancer.
+    pub fn backend_drains(&self) -> BTreeMap<String, BTreeSet<SocketAddr>> {
+        self.shared.lock().book.backend_drains.clone()
     }
 
     /// Sets an override on `region`; returns the new revision.
