@@ -160,25 +160,21 @@ enum BackendCommand {
         api: ApiArgs,
     },
     /// Stop new requests to a backend; those in flight get the balancer's drain_timeout.
-    Drain {
-        /// The balancer (its [balancers.NAME]).
-        balancer: String,
-        /// The backend's address, IP:PORT.
-        addr: String,
-        /// Where the server is.
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Drain(BackendArgs),
     /// Let a drained backend take new requests again (under slow start).
-    Undrain {
-        /// The balancer (its [balancers.NAME]).
-        balancer: String,
-        /// The backend's address, IP:PORT.
-        addr: String,
-        /// Where the server is.
-        #[command(flatten)]
-        api: ApiArgs,
-    },
+    Undrain(BackendArgs),
+}
+
+/// One backend of one balancer, on a server.
+#[derive(Debug, Clone, Args)]
+struct BackendArgs {
+    /// The balancer (its [balancers.NAME]).
+    balancer: String,
+    /// The backend's address, IP:PORT.
+    addr: String,
+    /// Where the server is.
+    #[command(flatten)]
+    api: ApiArgs,
 }
 
 /// `meridian drill ...`.
@@ -381,32 +377,27 @@ pub fn main() -> ExitCode {
         Command::Failback { service, api } => remote(&api, Remote::Failback { service }),
         Command::Backend { command } => match command {
             BackendCommand::List { api } => remote(&api, Remote::Balancers),
-            BackendCommand::Drain {
-                balancer,
-                addr,
-                api,
-            } => remote(
-                &api,
-                Remote::BackendDrain {
-                    balancer,
-                    addr,
-                    drain: true,
-                },
-            ),
-            BackendCommand::Undrain {
-                balancer,
-                addr,
-                api,
-            } => remote(
-                &api,
-                Remote::BackendDrain {
-                    balancer,
-                    addr,
-                    drain: false,
-                },
-            ),
+            BackendCommand::Drain(backend) => backend_drain(backend, true),
+            BackendCommand::Undrain(backend) => backend_drain(backend, false),
         },
     }
+}
+
+/// `backend drain` (`drain`) and `backend undrain`.
+fn backend_drain(backend: BackendArgs, drain: bool) -> ExitCode {
+    let BackendArgs {
+        balancer,
+        addr,
+        api,
+    } = backend;
+    remote(
+        &api,
+        Remote::BackendDrain {
+            balancer,
+            addr,
+            drain,
+        },
+    )
 }
 
 /// `drain`, `maintenance`, `force-down`, `force-up`: one `PUT .../override`.
