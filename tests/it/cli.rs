@@ -11,6 +11,16 @@ fn meridian() -> Command {
     Command::new(env!("CARGO_BIN_EXE_meridian"))
 }
 
+/// `meridian check --config CONFIG`, run to its end.
+fn check(config: impl AsRef<std::ffi::OsStr>) -> std::process::Output {
+    meridian()
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
 /// Writes a config (with `listen`) and the example.com zone into `dir`.
 fn write_setup(dir: &Path, listen: &str, zone: &str) {
     std::fs::create_dir_all(dir.join("zones")).unwrap();
@@ -35,12 +45,7 @@ fn version_prints_the_package_version() {
 #[test]
 fn check_accepts_the_shipped_examples() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let output = meridian()
-        .arg("check")
-        .arg("--config")
-        .arg(root.join("examples/basic/meridian.toml"))
-        .output()
-        .unwrap();
+    let output = check(root.join("examples/basic/meridian.toml"));
     assert!(
         output.status.success(),
         "{}",
@@ -60,12 +65,7 @@ fn check_accepts_the_shipped_examples() {
         ),
     )
     .unwrap();
-    let output = meridian()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = check(&config);
     assert!(
         output.status.success(),
         "{}",
@@ -83,12 +83,7 @@ fn check_reports_file_and_line_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     let zone = format!("{EXAMPLE_COM}www CNAME alias\n");
     write_setup(dir.path(), "127.0.0.1:0", &zone);
-    let output = meridian()
-        .arg("check")
-        .arg("--config")
-        .arg(dir.path().join("meridian.toml"))
-        .output()
-        .unwrap();
+    let output = check(dir.path().join("meridian.toml"));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = zone.lines().count();
@@ -108,12 +103,7 @@ fn check_reports_every_broken_zone() {
         "$TTL 60\n@ SOA ns hm 1 2 3 4 5\n",
     )
     .unwrap();
-    let output = meridian()
-        .arg("check")
-        .arg("--config")
-        .arg(dir.path().join("meridian.toml"))
-        .output()
-        .unwrap();
+    let output = check(dir.path().join("meridian.toml"));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -366,12 +356,7 @@ fn geo_lookup_shows_each_map_and_scope() {
         lookup("2a02:d180::1"),
         "2a02:d180::1\n  map world: [eu-west]; scope /29\n"
     );
-    let output = meridian()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = check(&config);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("ok: 1 zone, 5 records, 2 services, 0 warnings"),
@@ -425,12 +410,7 @@ async fn serve_without_dns_runs_only_the_balancers() {
         ),
     )
     .unwrap();
-    let output = meridian()
-        .arg("check")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let output = check(&config);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     assert!(
