@@ -1,5 +1,6 @@
-//! A running balancer: its listener, the accept loop with the connection limit, HTTP/1.1 and
-//! h2c connections served by the proxy, reload, drain and graceful shutdown.
+//! A running balancer: its listener, the accept loop with the connection limit, HTTP/1.x
+//! connections (served by [`downstream`]) and h2c ones (hyper's HTTP/2 server) handed to the
+//! proxy, reload, drain and graceful shutdown.
 //!
 //! Connections are served on the balancer workers: one thread per core, each with its own
 //! single-threaded Tokio runtime, shared by every balancer of the process (as nginx runs one
@@ -15,17 +16,21 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Handle;
 use tokio::sync::{Semaphore, watch};
 
+use super::downstream::{self, Ending};
 use super::pool::{Pool, PoolHealth};
 use super::proxy::{self, ClientConnection, Peer, Shared};
 use crate::config::BalancerConfig;
@@ -35,7 +40,7 @@ const LISTEN_BACKLOG: i32 = 1024;
 
 /// What the connection tasks are told to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub enum Phase {
     /// Serve.
     Run,
     /// Finish the requests in flight, take no new ones, close.
@@ -362,7 +367,7 @@ async fn expire_idle_connections() {
     }
 }
 
-/// Serves one client connection (HTTP/1.1 with upgrades, or h2c) until it ends, draining it
+/// Serves one client connection (HTTP/1.x with upgrades, or h2c) until it ends, draining it
 /// gracefully when told.
 async fn serve_connection(
     stream: TcpStream,
@@ -371,29 +376,34 @@ async fn serve_connection(
     mut phase: watch::Receiver<Phase>,
 ) {
     let _ = stream.set_nodelay(true);
-    let config = Arc::clone(&shared.pool.topology().config);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.idle_timeout)
-        .max_buf_size(config.max_header_bytes)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(config.idle_timeout)
-        .keep_alive_timeout(config.connect_timeout.max(Duration::from_secs(1)));
     let client = Arc::new(ClientConnection {
         shared,
         peer: Peer::new(peer),
     });
+    let ending = tokio::select! {
+        ending = downstream::serve(stream, &client, phase.clone()) => ending,
+        () = until(&mut phase, |phase| phase == Phase::Close) => return,
+    };
+    if let Ending::Http2(stream, read) = ending {
+        serve_http2(Rewind { read, stream }, client, phase).await;
+    }
+}
+
+/// Serves an h2c connection (prior knowledge) with hyper's HTTP/2 server, draining it
+/// gracefully when told.
+async fn serve_http2(io: Rewind, client: Arc<ClientConnection>, mut phase: watch::Receiver<Phase>) {
+    let config = Arc::clone(&client.shared.pool.topology().config);
+    let peer = client.peer.addr();
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(config.idle_timeout)
+        .keep_alive_timeout(config.connect_timeout.max(Duration::from_secs(1)));
     let service = service_fn(move |request| proxy::handle(Arc::clone(&client), request));
-    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
-    let draining = *phase.borrow() != Phase::Run;
-    if draining {
+    if *phase.borrow() != Phase::Run {
         connection.as_mut().graceful_shutdown();
     }
     tokio::select! {
@@ -410,6 +420,67 @@ async fn serve_connection(
     tokio::select! {
         _ = connection.as_mut() => {}
         () = until(&mut phase, |phase| phase == Phase::Close) => {}
+    }
+}
+
+/// A socket with bytes already read from it, which are read again first.
+#[derive(Debug)]
+struct Rewind {
+    /// Read before, not yet read again.
+    read: Bytes,
+    /// The socket.
+    stream: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    /// What was read before, then the socket.
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.read.is_empty() {
+            let take = self.read.len().min(buf.remaining());
+            let bytes = self.read.split_to(take);
+            buf.put_slice(&bytes);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    /// Writes to the socket.
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    /// Writes to the socket, vectored.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    /// Whether vectored writes are efficient: they are for sockets.
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    /// Nothing is buffered.
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    /// Shuts the writing side down.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 

@@ -7,8 +7,9 @@
 //! backends flip between eligible and not.
 //!
 //! The proxy that runs these algorithms is the exception, kept in its own modules: [`pool`]
-//! (backend state, sets, routes, active checks), [`proxy`] (the hyper service) and
-//! [`listener`] (accept loop, reload, drain, shutdown) do I/O and read the clock.
+//! (backend state, sets, routes, active checks), [`proxy`] (one request, routed and forwarded),
+//! [`downstream`] (HTTP/1.x client connections), [`upstream`] (HTTP/1.1 towards backends, without
+//! I/O) and [`listener`] (accept loop, reload, drain, shutdown) do I/O and read the clock.
 //!
 //! # Use
 //!
@@ -86,6 +87,7 @@ use std::time::Instant;
 use rustc_hash::FxHashSet;
 
 mod cookie;
+pub mod downstream;
 mod eligible;
 mod hash;
 mod ip_hash;

@@ -47,7 +47,6 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper_util::rt::TokioIo;
 use rustc_hash::FxHashMap;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -121,6 +120,11 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// The client's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The forwarding values for a client at `addr`.
     pub fn new(addr: SocketAddr) -> Self {
         let ip = addr.ip();
@@ -138,18 +142,32 @@ impl Peer {
     }
 }
 
-/// Serves one request from `client`.
+/// Serves one HTTP/2 request from `client` (HTTP/2 has no upgrades).
 pub async fn handle(
     client: Arc<ClientConnection>,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    Ok(respond(&client, request).await.0)
+}
+
+/// Answers one request from `client`: the pool's health, or the proxied response. After a
+/// `101 Switching Protocols` the tunnel to the backend comes with it, for the caller to join
+/// to the client's connection.
+pub async fn respond<B>(
+    client: &ClientConnection,
+    request: Request<B>,
+) -> (Response<ProxyBody>, Option<Tunnel>)
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     let shared = &client.shared;
     let topology = shared.pool.topology();
     let via = via_value(request.version());
-    let mut response = if request.uri().path() == topology.config.health_path
+    let (mut response, tunnel) = if request.uri().path() == topology.config.health_path
         && matches!(*request.method(), Method::GET | Method::HEAD)
     {
-        health_response(&shared.pool)
+        (health_response(&shared.pool), None)
     } else {
         let guard = shared.pool.enter();
         proxy(shared, &topology, &client.peer, request, guard).await
@@ -157,7 +175,7 @@ pub async fn handle(
     response
         .headers_mut()
         .append(header::VIA, HeaderValue::from_static(via));
-    Ok(response)
+    (response, tunnel)
 }
 
 /// The `Via` entry for a request received over `version`.
@@ -279,13 +297,18 @@ struct Attempt {
 }
 
 /// Routes, balances and forwards one request, retrying connect failures when safe.
-async fn proxy(
+async fn proxy<B>(
     shared: &Shared,
     topology: &Topology,
     peer: &Peer,
-    mut request: Request<Incoming>,
+    request: Request<B>,
     guard: InFlight,
-) -> Response<ProxyBody> {
+) -> (Response<ProxyBody>, Option<Tunnel>)
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    let response = |failure: Failure| (failure.respond(&shared.counters), None);
     let config = &topology.config;
     if let Some(limit) = config.max_body_bytes
         && request
@@ -295,7 +318,7 @@ async fn proxy(
             .or_else(|| content_length(request.headers()))
             .is_some_and(|length| length > limit)
     {
-        return Failure::TooLarge.respond(&shared.counters);
+        return response(Failure::TooLarge);
     }
     let route = if config.routes.is_empty() {
         None
@@ -322,7 +345,6 @@ async fn proxy(
         },
     );
     let upgrade = is_upgrade(&request);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
     prepare_headers(&mut parts.headers, &parts.uri, parts.version, peer, upgrade);
     origin_form(&mut parts);
@@ -349,9 +371,7 @@ async fn proxy(
                     set_cookie,
                 }) = pick(set, topology, peer, &parts, &tried[..attempt_count], sent)
                 else {
-                    return last_failure
-                        .unwrap_or(Failure::NoBackend)
-                        .respond(&shared.counters);
+                    return response(last_failure.unwrap_or(Failure::NoBackend));
                 };
                 tried[attempt_count] = index;
                 let pooled = checkout(backend.addr(), sent);
@@ -373,7 +393,7 @@ async fn proxy(
                 Err(ConnectError::Deadline) => {
                     backend.record(false, config.outlier.as_ref());
                     tracing::debug!(backend = %backend.addr(), "backend response timed out");
-                    return Failure::Timeout.respond(&shared.counters);
+                    return response(Failure::Timeout);
                 }
                 Err(ConnectError::Failed(failure)) => {
                     backend.record(false, config.outlier.as_ref());
@@ -385,7 +405,7 @@ async fn proxy(
                         continue;
                     }
                     tracing::debug!(backend = %backend.addr(), ?failure, "connect failed");
-                    return failure.respond(&shared.counters);
+                    return response(failure);
                 }
             },
         };
@@ -407,7 +427,7 @@ async fn proxy(
             Ok(Err(_)) if connection.is_stopped() => {
                 // Not the backend's fault: the operator drained it and its time ran out.
                 tracing::debug!(backend = %backend.addr(), "request cut off: the backend's drain timeout passed");
-                return Failure::Timeout.respond(&shared.counters);
+                return response(Failure::Timeout);
             }
             Ok(Err(ExchangeError::Closed { resendable: true })) if reused => {
                 tracing::debug!(backend = %backend.addr(), "idle connection closed; sending on a new one");
@@ -417,12 +437,12 @@ async fn proxy(
             Ok(Err(error)) => {
                 backend.record(false, config.outlier.as_ref());
                 tracing::debug!(backend = %backend.addr(), %error, "upstream request failed");
-                return error.failure().respond(&shared.counters);
+                return response(error.failure());
             }
             Err(_elapsed) => {
                 backend.record(false, config.outlier.as_ref());
                 tracing::debug!(backend = %backend.addr(), "backend response timed out");
-                return Failure::Timeout.respond(&shared.counters);
+                return response(Failure::Timeout);
             }
         };
         let Attempt {
@@ -453,19 +473,24 @@ async fn proxy(
             ..
         } = head;
         if status == StatusCode::SWITCHING_PROTOCOLS {
-            let Some(client_upgrade) = client_upgrade else {
-                return Failure::BadGateway.respond(&shared.counters);
-            };
-            let Some(upstream_io) = connection.upgraded() else {
+            if !upgrade {
+                return response(Failure::BadGateway);
+            }
+            let Some((stream, early)) = connection.upgraded() else {
                 tracing::debug!(backend = %backend.addr(), "upstream upgrade failed");
-                return Failure::BadGateway.respond(&shared.counters);
+                return response(Failure::BadGateway);
             };
-            tokio::spawn(tunnel(client_upgrade, upstream_io, outstanding, guard));
             strip_hop_by_hop(&mut headers, true);
-            let mut response = Response::new(ProxyBody::empty());
-            *response.status_mut() = status;
-            *response.headers_mut() = headers;
-            return response;
+            let mut switching = Response::new(ProxyBody::empty());
+            *switching.status_mut() = status;
+            *switching.headers_mut() = headers;
+            let tunnel = Tunnel {
+                stream,
+                early,
+                outstanding,
+                _in_flight: guard,
+            };
+            return (switching, Some(tunnel));
         }
         strip_hop_by_hop(&mut headers, false);
         if let Some(value) = set_cookie
@@ -490,10 +515,10 @@ async fn proxy(
             failure: None,
             _in_flight: guard,
         };
-        let mut response = Response::new(ProxyBody::Upstream(body));
-        *response.status_mut() = status;
-        *response.headers_mut() = headers;
-        return response;
+        let mut proxied = Response::new(ProxyBody::Upstream(body));
+        *proxied.status_mut() = status;
+        *proxied.headers_mut() = headers;
+        return (proxied, None);
     }
 }
 
@@ -1111,40 +1136,61 @@ pub fn expire_idle_connections() {
     });
 }
 
-/// Bridges an upgraded client connection and an upgraded backend connection until either
-/// side closes; the request stays counted while the tunnel lasts.
-async fn tunnel(
-    client: hyper::upgrade::OnUpgrade,
-    upstream: (TcpStream, BytesMut),
+/// A backend connection after its `101 Switching Protocols`, to be joined to the client's.
+/// The request stays counted (outstanding at the backend, in flight in the pool) while the
+/// tunnel lasts.
+pub struct Tunnel {
+    /// The backend's socket.
+    stream: TcpStream,
+    /// What the backend sent after its response head.
+    early: BytesMut,
+    /// The request, outstanding at the backend.
     outstanding: Outstanding,
+    /// The request, in flight in the pool.
     _in_flight: InFlight,
-) {
-    let client = match client.await {
-        Ok(client) => client,
-        Err(error) => {
-            tracing::debug!(?error, "upgrade failed");
-            return;
-        }
-    };
-    let relay = Arc::new(Relay::default());
-    watch(&relay, outstanding.backend());
-    let mut client = TokioIo::new(client);
-    let (mut backend, early) = upstream;
-    let relay_bytes = async {
-        if !early.is_empty() {
-            client.write_all(&early).await?;
-        }
-        tokio::io::copy_bidirectional(&mut client, &mut backend).await?;
-        Ok::<(), std::io::Error>(())
-    };
-    tokio::select! {
-        result = relay_bytes => {
-            if let Err(error) = result {
-                tracing::debug!(?error, "upgraded connection ended with an error");
+}
+
+impl fmt::Debug for Tunnel {
+    /// The backend's address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tunnel")
+            .field("backend", &self.outstanding.backend().addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tunnel {
+    /// Relays bytes both ways between `client` and the backend until either side closes, or
+    /// until the backend's drain timeout passes. `client_early` is what the client sent after
+    /// its request head.
+    pub async fn join(self, mut client: TcpStream, client_early: &[u8]) {
+        let Tunnel {
+            stream: mut backend,
+            early,
+            outstanding,
+            _in_flight,
+        } = self;
+        let relay = Arc::new(Relay::default());
+        watch(&relay, outstanding.backend());
+        let relay_bytes = async {
+            if !early.is_empty() {
+                client.write_all(&early).await?;
             }
-        }
-        () = relay.stopped() => {
-            tracing::debug!(backend = %outstanding.backend().addr(), "drain timeout passed: closing a tunnel");
+            if !client_early.is_empty() {
+                backend.write_all(client_early).await?;
+            }
+            tokio::io::copy_bidirectional(&mut client, &mut backend).await?;
+            Ok::<(), std::io::Error>(())
+        };
+        tokio::select! {
+            result = relay_bytes => {
+                if let Err(error) = result {
+                    tracing::debug!(?error, "upgraded connection ended with an error");
+                }
+            }
+            () = relay.stopped() => {
+                tracing::debug!(backend = %outstanding.backend().addr(), "drain timeout passed: closing a tunnel");
+            }
         }
     }
 }
@@ -1461,18 +1507,18 @@ impl StdError for BodyError {}
 /// The client's request body with the size limit and the idle timeout applied: the body of
 /// every upstream request.
 #[derive(Debug)]
-pub struct Limited {
+pub struct Limited<B> {
     /// The body as it arrives.
-    inner: Incoming,
+    inner: B,
     /// Bytes still allowed; `None`: unlimited.
     remaining: Option<u64>,
     /// The wait for the next frame.
     idle: IdleTimer,
 }
 
-impl Limited {
+impl<B> Limited<B> {
     /// `inner` limited to `limit` bytes, with `idle` between frames.
-    fn new(inner: Incoming, limit: Option<u64>, idle: Duration) -> Self {
+    fn new(inner: B, limit: Option<u64>, idle: Duration) -> Self {
         Self {
             inner,
             remaining: limit,
@@ -1481,7 +1527,11 @@ impl Limited {
     }
 }
 
-impl Body for Limited {
+impl<B> Body for Limited<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -1541,7 +1591,7 @@ pub enum ProxyBody {
 
 impl ProxyBody {
     /// A complete body.
-    fn full(bytes: Bytes) -> Self {
+    pub fn full(bytes: Bytes) -> Self {
         ProxyBody::Full((!bytes.is_empty()).then_some(bytes))
     }
 
@@ -1935,7 +1985,7 @@ mod tests {
         let (mut sender, connection) = hyper::client::conn::http1::handshake::<
             _,
             http_body_util::Empty<Bytes>,
-        >(TokioIo::new(stream))
+        >(hyper_util::rt::TokioIo::new(stream))
         .await
         .unwrap();
         tokio::spawn(connection);
