@@ -23,9 +23,11 @@ use crate::harness::{TestServer, default_zones};
 
 /// How an in-process backend behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Behaviour {
+pub(crate) enum Behaviour {
     /// 200 with its own name as the body; `/health` answers 200 while healthy, else 503.
     Name,
+    /// 200 with `METHOD TARGET` on a line, then the request body.
+    EchoRequest,
     /// 200 with the request's headers, one `name: value` line each.
     EchoHeaders,
     /// Answers after this long.
@@ -35,17 +37,17 @@ enum Behaviour {
 }
 
 /// A running in-process backend.
-struct TestBackend {
+pub(crate) struct TestBackend {
     /// Where it listens.
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     /// Whether `/health` answers 200.
     healthy: Arc<AtomicBool>,
     /// Requests it answered (outside `/health`).
-    served: Arc<AtomicUsize>,
+    pub(crate) served: Arc<AtomicUsize>,
 }
 
 /// Starts a hyper backend named `name`.
-async fn backend(name: &'static str, behaviour: Behaviour) -> TestBackend {
+pub(crate) async fn backend(name: &'static str, behaviour: Behaviour) -> TestBackend {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind backend");
@@ -104,6 +106,18 @@ async fn answer(
             let _ = request.body_mut().collect().await;
             Response::new(Full::new(Bytes::from_static(name.as_bytes())))
         }
+        Behaviour::EchoRequest => {
+            let line = format!("{} {}\n", request.method(), request.uri());
+            let body = request
+                .body_mut()
+                .collect()
+                .await
+                .map(|body| body.to_bytes())
+                .unwrap_or_default();
+            let mut text = line.into_bytes();
+            text.extend_from_slice(&body);
+            Response::new(Full::new(Bytes::from(text)))
+        }
         Behaviour::EchoHeaders => {
             let mut text = String::new();
             for (key, value) in request.headers() {
@@ -139,7 +153,7 @@ async fn answer(
 }
 
 /// A raw backend that reads a request head and then runs `then` on the socket.
-async fn raw_backend<F, Fut>(then: F) -> SocketAddr
+pub(crate) async fn raw_backend<F, Fut>(then: F) -> SocketAddr
 where
     F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
@@ -205,7 +219,7 @@ fn routed_sets(sets: &[(&str, &str, SocketAddr)]) -> String {
 }
 
 /// A `[balancers.web]` section with these backends and extra lines.
-fn web(backends: &[(SocketAddr, u32)], extra: &str) -> String {
+pub(crate) fn web(backends: &[(SocketAddr, u32)], extra: &str) -> String {
     format!(
         "[balancers.web]\nlisten = \"127.0.0.1:0\"\nbackends = {}\n{extra}\n",
         backend_list(backends)
@@ -213,7 +227,7 @@ fn web(backends: &[(SocketAddr, u32)], extra: &str) -> String {
 }
 
 /// Starts a server with `sections` appended to its config.
-async fn server(sections: &str) -> TestServer {
+pub(crate) async fn server(sections: &str) -> TestServer {
     TestServer::custom(&default_zones(), "", sections, &[]).await
 }
 
@@ -229,7 +243,7 @@ fn rewrite(server: &TestServer, sections: &str) {
 }
 
 /// The pool's address.
-fn pool_addr(server: &TestServer) -> SocketAddr {
+pub(crate) fn pool_addr(server: &TestServer) -> SocketAddr {
     server
         .server
         .balancer("web")

@@ -12,5 +12,6 @@ mod geo;
 mod geodata;
 mod harness;
 mod health;
+mod http1;
 mod interop;
 mod reload;
