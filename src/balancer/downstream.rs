@@ -444,13 +444,19 @@ pub async fn serve(
     client: &ClientConnection,
     mut phase: watch::Receiver<Phase>,
 ) -> Ending {
-    let config = &client.shared.pool.topology().config;
+    let (idle_timeout, max_header_bytes) = {
+        let topology = client.shared.pool.topology();
+        (
+            topology.config.idle_timeout,
+            topology.config.max_header_bytes,
+        )
+    };
     let mut connection = Connection {
         stream,
         buf: BytesMut::with_capacity(READ_SPACE),
         out: Vec::with_capacity(READ_SPACE),
-        idle_timeout: config.idle_timeout,
-        max_header_bytes: config.max_header_bytes,
+        idle_timeout,
+        max_header_bytes,
     };
     let mut draining = *phase.borrow_and_update() != Phase::Run;
     let mut first = true;
