@@ -518,7 +518,7 @@ pub async fn serve(
         }
         if let Some(tunnel) = tunnel {
             let (parts, _) = response.into_parts();
-            connection.encode_head(&parts, version, Sending::Nothing, true);
+            connection.encode_head(&parts, version, Sending::Nothing, 0, true);
             if let Err(error) = connection.flush().await {
                 tracing::debug!(%error, "client went away before the upgrade");
                 return Ending::Closed;
@@ -668,7 +668,7 @@ impl Connection {
             Sending::UntilClose
         };
         let length = body.size_hint().exact().unwrap_or(0);
-        self.encode_head_with(&parts, version, sending, length, *keep_alive);
+        self.encode_head(&parts, version, sending, length, *keep_alive);
         let mut headers = parts.headers;
         headers.clear();
         if sending == Sending::Nothing {
@@ -725,21 +725,10 @@ impl Connection {
         Ok(headers)
     }
 
-    /// Encodes the head of a response with no body of its own framing (a 101).
-    fn encode_head(
-        &mut self,
-        parts: &http::response::Parts,
-        version: Version,
-        sending: Sending,
-        keep_alive: bool,
-    ) {
-        self.encode_head_with(parts, version, sending, 0, keep_alive);
-    }
-
     /// Encodes the status line and fields of `parts` into the write buffer, with the framing
     /// fields of `sending` (`length` for [`Sending::Length`]), `Date` unless the response has
     /// one, and the `Connection` field the client's `version` and `keep_alive` call for.
-    fn encode_head_with(
+    fn encode_head(
         &mut self,
         parts: &http::response::Parts,
         version: Version,
