@@ -631,12 +631,7 @@ impl Connection {
 
     /// Answers a refused head or a timeout with `status` and `text`, and ends the connection.
     async fn answer_error(&mut self, status: StatusCode, text: &'static str) {
-        let mut response = Response::new(ProxyBody::full(Bytes::from_static(text.as_bytes())));
-        *response.status_mut() = status;
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        let response = proxy::error_response(status, text);
         let mut keep_alive = false;
         if let Err(error) = self
             .send(response, Version::HTTP_11, false, &mut keep_alive)

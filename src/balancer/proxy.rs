@@ -222,7 +222,7 @@ fn health_response(pool: &Pool) -> Response<ProxyBody> {
 }
 
 /// A short text error response.
-fn error_response(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
+pub fn error_response(status: StatusCode, text: &'static str) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(Bytes::from_static(text.as_bytes())));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -1591,7 +1591,7 @@ pub enum ProxyBody {
 
 impl ProxyBody {
     /// A complete body.
-    pub fn full(bytes: Bytes) -> Self {
+    fn full(bytes: Bytes) -> Self {
         ProxyBody::Full((!bytes.is_empty()).then_some(bytes))
     }
 
